@@ -1,0 +1,3 @@
+from space.errors import UserError
+
+USER_ERRORS = (UserError,)

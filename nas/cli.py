@@ -1,0 +1,79 @@
+"""The `nas` command line: one group, one subcommand per stage of the workflow.
+
+Every user-facing failure (bad space, bad arch, missing corpus, ...) ends with one line on stderr
+and a non-zero exit, never a traceback: `main()` turns the project's error types into that line.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from nas._errors import USER_ERRORS
+from nas.space_cli import space
+
+WORKFLOW = """\b
+Hardware-aware neural architecture search for Transformers.
+\b
+Workflow:  train-supernet -> profile -> fit-predictor -> search -> export -> retrain
+Main job:  nas search --hardware a100 --latency-budget 20ms
+"""
+
+
+@click.group(help=WORKFLOW, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="hwnas")
+def cli() -> None:
+    pass
+
+
+cli.add_command(space)
+
+# Stages later issues build. Each says so in one line and exits 2, so scripts can tell.
+_PLANNED = {
+    "train-supernet": ("Train the weight-sharing SuperTransformer on a task.", "the SuperTransformer issue (#3)"),
+    "evaluate": ("Validation loss of archs with inherited supernet weights.", "the SuperTransformer issue (#3)"),
+    "generate": ("Generate text from an exported SubTransformer.", "the SuperTransformer issue (#3)"),
+    "profile": ("Time sampled SubTransformers on this device into a latency dataset.", "the latency issue (#4)"),
+    "fit-predictor": ("Fit and save a latency predictor for a hardware profile.", "the latency issue (#4)"),
+    "predict": ("Predicted latency of an arch on a hardware profile.", "the latency issue (#4)"),
+    "hardware": ("List and show hardware profiles.", "the latency issue (#4)"),
+    "search": ("Search the most accurate arch within a latency budget.", "the search issue (#5)"),
+    "export": ("Export a searched arch as a standalone SubTransformer.", "the search issue (#5)"),
+    "retrain": ("Retrain an exported SubTransformer and measure it.", "the search issue (#5)"),
+}
+
+
+def _planned(name: str, summary: str, where: str) -> click.Command:
+    @click.command(name, help=f"{summary} (not built yet: arrives with {where})",
+                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def command() -> None:
+        click.echo(f"nas {name}: not built yet; it arrives with {where}.", err=True)
+        sys.exit(2)
+    return command
+
+
+for _name, (_summary, _where) in _PLANNED.items():
+    cli.add_command(_planned(_name, _summary, _where))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="nas", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("nas: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except USER_ERRORS as e:
+        click.echo(f"nas: error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("nas: interrupted; what was saved is kept", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""The architecture record: one frozen, typed description of a SubTransformer.
+
+An `Arch` is the unit every package passes around: the space samples it, the supernet consumes it,
+the profiler times it, the predictor encodes it, the search ranks it. It is complete on its own
+(it also carries the task constants head_dim, vocab_size and max_len), so an exported model's config
+is exactly its Arch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from space.errors import UserError
+
+KINDS = ("decoder", "encoder", "encoder-decoder")
+
+
+class ArchError(UserError):
+    """A bad architecture or space: the message names the field and what is allowed."""
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """What the space needs to know about an attention type (the math lives in supernet/)."""
+
+    name: str
+    causal: bool  # can run in a causal (decoder) stack
+    param: str | None  # the Layer field that parameterises it, if any
+    summary: str
+
+
+# The order here is the order of one-hot features in every encoding: append, never reorder.
+ATTENTION_TYPES: dict[str, AttentionSpec] = {
+    s.name: s
+    for s in (
+        AttentionSpec("softmax", True, None, "full softmax attention, O(n^2 d)"),
+        AttentionSpec("window", True, "window", "sliding-window softmax, O(n w d); bounded cache"),
+        AttentionSpec("linear", True, None, "kernelized linear attention, O(n d^2); recurrent state"),
+        AttentionSpec("linformer", False, "proj_len", "Linformer low-rank K/V along the sequence, O(n k d)"),
+        AttentionSpec("fastformer", False, None, "Fastformer additive attention, O(n d)"),
+    )
+}
+ATTENTION_PARAMS = tuple(s.param for s in ATTENTION_TYPES.values() if s.param)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One Transformer layer. Attention width = heads * head_dim (fixed head size)."""
+
+    attn: str
+    heads: int
+    kv_heads: int  # grouped-query: K/V heads shared by heads // kv_heads query heads
+    ffn: int  # FFN hidden width
+    window: int | None = None  # sliding-window size (attn == "window" only)
+    proj_len: int | None = None  # Linformer projected length (attn == "linformer" only)
+    cross_layers: int | None = None  # decoder of encoder-decoder: reads the last k encoder layers
+    cross_heads: int | None = None  # decoder of encoder-decoder: cross-attention heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Stack:
+    embed: int
+    layers: tuple[Layer, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"embed": self.embed, "layers": [layer.to_dict() for layer in self.layers]}
+
+
+@dataclass(frozen=True)
+class Arch:
+    kind: str
+    head_dim: int
+    vocab_size: int
+    max_len: int
+    encoder: Stack | None = None
+    decoder: Stack | None = None
+    _id: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        object.__setattr__(self, "_id", hashlib.sha256(self.to_json().encode()).hexdigest()[:16])
+
+    # ---- identity -------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """Stable across processes and versions: a hash of the canonical JSON."""
+        return self._id
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    @property
+    def stacks(self) -> tuple[tuple[str, Stack], ...]:
+        return tuple((n, s) for n, s in (("encoder", self.encoder), ("decoder", self.decoder)) if s)
+
+    # ---- serialisation --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "head_dim": self.head_dim,
+                             "vocab_size": self.vocab_size, "max_len": self.max_len}
+        for name, stack in self.stacks:
+            d[name] = stack.to_dict()
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "arch") -> "Arch":
+        d = _mapping(d, where, required=("kind", "head_dim", "vocab_size", "max_len"),
+                     allowed=("kind", "head_dim", "vocab_size", "max_len", "encoder", "decoder"))
+        stacks = {n: _stack_from_dict(d[n], f"{where}.{n}") for n in ("encoder", "decoder") if n in d}
+        return cls(kind=d["kind"], head_dim=d["head_dim"], vocab_size=d["vocab_size"],
+                   max_len=d["max_len"], **stacks)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Arch":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "Arch":
+        return cls.from_dict(yaml.safe_load(text))
+
+
+def _mapping(d: Any, where: str, required: Iterable[str], allowed: Iterable[str]) -> dict:
+    if not isinstance(d, dict):
+        raise ArchError(f"{where}: expected a mapping, got {type(d).__name__}")
+    allowed = tuple(allowed)
+    for key in d:
+        if key not in allowed:
+            raise ArchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+    for key in required:
+        if key not in d:
+            raise ArchError(f"{where}: missing key {key!r}")
+    return d
+
+
+def _stack_from_dict(d: Any, where: str) -> Stack:
+    d = _mapping(d, where, required=("embed", "layers"), allowed=("embed", "layers"))
+    if not isinstance(d["layers"], list):
+        raise ArchError(f"{where}.layers: expected a list of layers")
+    names = tuple(f.name for f in fields(Layer))
+    layers = tuple(Layer(**_mapping(layer, f"{where}.layers[{i}]", ("attn", "heads", "kv_heads", "ffn"), names))
+                   for i, layer in enumerate(d["layers"]))
+    return Stack(embed=d["embed"], layers=layers)
+
+
+# ---- structural validation (membership of a particular space is space.contains) ---------------
+
+def _positive_int(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArchError(f"{where}={value!r} must be a positive integer")
+
+
+def validate(arch: Arch) -> None:
+    """Checks the rules every arch obeys, whatever the space; raises ArchError naming the field."""
+    if arch.kind not in KINDS:
+        raise ArchError(f"arch.kind={arch.kind!r} is not a model kind; allowed: {', '.join(KINDS)}")
+    for name in ("head_dim", "vocab_size", "max_len"):
+        _positive_int(getattr(arch, name), f"arch.{name}")
+    wanted = {"decoder": ("decoder",), "encoder": ("encoder",), "encoder-decoder": ("encoder", "decoder")}[arch.kind]
+    for name in ("encoder", "decoder"):
+        present = getattr(arch, name) is not None
+        if present != (name in wanted):
+            verb = "needs" if name in wanted else "must not have"
+            raise ArchError(f"arch: a {arch.kind} model {verb} an {name} stack" if name == "encoder"
+                            else f"arch: a {arch.kind} model {verb} a {name} stack")
+    for name, stack in arch.stacks:
+        if not isinstance(stack, Stack):
+            raise ArchError(f"arch.{name}: expected a Stack, got {type(stack).__name__}")
+        _positive_int(stack.embed, f"{name}.embed")
+        if not stack.layers:
+            raise ArchError(f"{name}.layers: a stack needs at least one layer")
+        causal = name == "decoder"
+        cross = arch.kind == "encoder-decoder" and name == "decoder"
+        for i, layer in enumerate(stack.layers):
+            _validate_layer(layer, f"{name}.layers[{i}]", arch, causal, cross)
+
+
+def _validate_layer(layer: Layer, where: str, arch: Arch, causal: bool, cross: bool) -> None:
+    spec = ATTENTION_TYPES.get(layer.attn)
+    if spec is None:
+        raise ArchError(f"{where}.attn={layer.attn!r} is not an attention type; "
+                        f"allowed: {', '.join(ATTENTION_TYPES)}")
+    if causal and not spec.causal:
+        ok = ", ".join(n for n, s in ATTENTION_TYPES.items() if s.causal)
+        raise ArchError(f"{where}.attn={layer.attn!r} cannot run in a causal (decoder) stack; allowed: {ok}")
+    for name in ("heads", "kv_heads", "ffn"):
+        _positive_int(getattr(layer, name), f"{where}.{name}")
+    if layer.heads % layer.kv_heads:
+        divisors = ", ".join(str(k) for k in range(1, layer.heads + 1) if layer.heads % k == 0)
+        raise ArchError(f"{where}.kv_heads={layer.kv_heads} must divide heads={layer.heads}; allowed: {divisors}")
+    for param in ATTENTION_PARAMS:
+        value = getattr(layer, param)
+        if param == spec.param:
+            _positive_int(value, f"{where}.{param}")
+        elif value is not None:
+            raise ArchError(f"{where}.{param} is only for attn={_owner(param)!r}, not {layer.attn!r}; remove it")
+    if spec.param == "proj_len" and layer.proj_len > arch.max_len:
+        raise ArchError(f"{where}.proj_len={layer.proj_len} exceeds max_len={arch.max_len}")
+    for name in ("cross_layers", "cross_heads"):
+        value = getattr(layer, name)
+        if cross:
+            _positive_int(value, f"{where}.{name}")
+        elif value is not None:
+            raise ArchError(f"{where}.{name} is only for decoder layers of an encoder-decoder; remove it")
+    if cross and layer.cross_layers > arch.encoder.depth:
+        raise ArchError(f"{where}.cross_layers={layer.cross_layers} exceeds the encoder depth "
+                        f"{arch.encoder.depth}; allowed: 1..{arch.encoder.depth}")
+
+
+def _owner(param: str) -> str:
+    return next(n for n, s in ATTENTION_TYPES.items() if s.param == param)
+
+
+# ---- files ------------------------------------------------------------------------------------
+
+class _FlowDict(dict):
+    """A mapping dumped on one line: keeps layer lists readable."""
+
+
+yaml.SafeDumper.add_representer(
+    _FlowDict, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True))
+
+
+def dump_yaml(d: Any) -> str:
+    def flow_layers(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: ([_FlowDict(x) for x in v] if k == "layers" else flow_layers(v)) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [flow_layers(x) for x in obj]
+        return obj
+    return yaml.safe_dump(flow_layers(d), sort_keys=False, width=120)
+
+
+def load_archs(path: str | Path) -> list[Arch]:
+    """Reads one arch (a mapping) or several (a list, as `nas space sample` prints) from YAML/JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArchError(f"{path}: no such arch file; write one with `nas space sample NAME -n 1 > {path.name}`")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ArchError(f"{path}: not valid YAML or JSON ({str(e).splitlines()[0]})") from None
+    items = data if isinstance(data, list) else [data]
+    if not items or items == [None]:
+        raise ArchError(f"{path}: holds no arch")
+    archs = []
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]" if isinstance(data, list) else str(path)
+        try:
+            archs.append(Arch.from_dict(item, where=where))
+        except TypeError as e:  # a wrongly typed field that slipped past the key checks
+            raise ArchError(f"{where}: {e}") from None
+        except ArchError as e:
+            msg = str(e)
+            raise ArchError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+    return archs
+
+
+def save_archs(archs: Iterable[Arch], path: str | Path) -> None:
+    from space._io import atomic_write_text
+    atomic_write_text(path, dump_yaml([a.to_dict() for a in archs]))

@@ -1,0 +1,243 @@
+"""Analytic cost of an arch under a workload: parameters, FLOPs and bytes moved, per layer and total.
+
+The model counted is the one `supernet/` builds (pre-LN blocks, biased projections, learned
+positions, LM head tied to the token embedding). FLOPs count a multiply-add as 2. Bytes count, per
+invocation (a forward pass, a prefill, each decode step): every weight read once, every matmul's
+activations read and written once, and the key/value cache or recurrent state read once. They are
+the inputs of a roofline model, not a simulation of caches.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from space.arch import Arch, ArchError, Layer
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is timed. gen_tokens == 0: one forward pass over `seq_len` tokens. gen_tokens > 0:
+    generation = a prefill of `seq_len` tokens (the source, for encoder-decoder) plus `gen_tokens`
+    incremental decode steps with the cache (HAT times the encoder + 30 decoder steps)."""
+
+    batch: int = 1
+    seq_len: int = 64
+    gen_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "seq_len"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ArchError(f"workload.{name}={v!r} must be a positive integer")
+        if isinstance(self.gen_tokens, bool) or not isinstance(self.gen_tokens, int) or self.gen_tokens < 0:
+            raise ArchError(f"workload.gen_tokens={self.gen_tokens!r} must be a non-negative integer")
+
+    @property
+    def generation(self) -> bool:
+        return self.gen_tokens > 0
+
+    def __str__(self) -> str:
+        return f"batch={self.batch},len={self.seq_len},gen={self.gen_tokens}"
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "workload") -> "Workload":
+        if not isinstance(d, dict):
+            raise ArchError(f"{where}: expected a mapping with batch, seq_len, gen_tokens")
+        for key in d:
+            if key not in ("batch", "seq_len", "gen_tokens"):
+                raise ArchError(f"{where}: unknown key {key!r}; allowed keys: batch, seq_len, gen_tokens")
+        return cls(**d)
+
+    @classmethod
+    def parse(cls, text: str, base: "Workload | None" = None) -> "Workload":
+        """`batch=1,len=64,gen=32` (any subset; the rest from `base`)."""
+        aliases = {"batch": "batch", "b": "batch", "len": "seq_len", "seq_len": "seq_len", "n": "seq_len",
+                   "gen": "gen_tokens", "gen_tokens": "gen_tokens", "g": "gen_tokens"}
+        values = (base or cls()).to_dict()
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or key.strip() not in aliases or not value.strip().isdigit():
+                raise ArchError(f"workload {text!r}: cannot read {part!r}; write e.g. batch=1,len=64,gen=32")
+            values[aliases[key.strip()]] = int(value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class PartCost:
+    part: str  # "decoder.layers[3]", "decoder.embedding", "decoder.head", ...
+    params: int
+    flops: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Cost:
+    workload: Workload
+    parts: tuple[PartCost, ...]
+    params: int = field(init=False)
+    flops: int = field(init=False)
+    bytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("params", "flops", "bytes"):
+            object.__setattr__(self, name, sum(getattr(p, name) for p in self.parts))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workload": self.workload.to_dict(), "params": self.params, "flops": self.flops,
+                "bytes": self.bytes, "parts": [asdict(p) for p in self.parts]}
+
+
+# ---- per-layer counts ---------------------------------------------------------------------------
+
+def attention_params(layer: Layer, embed: int, head_dim: int, max_len: int) -> int:
+    qw, kvw = layer.heads * head_dim, layer.kv_heads * head_dim
+    n = (embed * qw + qw) + 2 * (embed * kvw + kvw) + (qw * embed + embed)
+    if layer.attn == "linformer":
+        n += 2 * layer.proj_len * max_len  # E and F project keys and values along the sequence
+    elif layer.attn == "fastformer":
+        n += 2 * qw  # the query and key pooling vectors, one per head
+    return n
+
+
+def cross_params(layer: Layer, embed: int, enc_embed: int, head_dim: int) -> int:
+    w = layer.cross_heads * head_dim
+    return (embed * w + w) + 2 * (enc_embed * w + w) + (w * embed + embed) + 2 * embed
+
+
+def layer_params(layer: Layer, embed: int, head_dim: int, max_len: int, enc_embed: int | None = None) -> int:
+    n = attention_params(layer, embed, head_dim, max_len) + 2 * (embed * layer.ffn) + layer.ffn + embed
+    n += 2 * 2 * embed  # the two LayerNorms
+    if layer.cross_layers is not None:
+        n += cross_params(layer, embed, enc_embed, head_dim)
+    return n
+
+
+def _keys_seen(attn: str, window: int | None, start: int, q: int, total: int, causal: bool) -> int:
+    """Number of (query, key) pairs the attention scores for q new queries at positions
+    start..start+q-1 of a sequence of `total` positions."""
+    if attn == "window":
+        if causal:
+            return sum(min(p + 1, window) for p in range(start, start + q))
+        half = window // 2
+        return sum(min(p, half) + min(total - 1 - p, half) + 1 for p in range(start, start + q))
+    if causal:
+        return q * start + q * (q + 1) // 2
+    return q * total
+
+
+def _self_attention(layer: Layer, embed: int, head_dim: int, start: int, q: int, causal: bool,
+                    db: int) -> tuple[int, int]:
+    """FLOPs and activation/cache bytes of self-attention for q new tokens after `start` cached."""
+    h, kv, hd = layer.heads, layer.kv_heads, head_dim
+    qw, kvw = h * hd, kv * hd
+    total = start + q
+    flops = 2 * q * embed * qw + 2 * 2 * q * embed * kvw + 2 * q * qw * embed  # Q, K, V, O projections
+    act = q * (embed + qw + 2 * kvw + qw + embed)
+    if layer.attn in ("softmax", "window"):
+        pairs = _keys_seen(layer.attn, layer.window, start, q, total, causal)
+        flops += 4 * pairs * h * hd + 5 * pairs * h  # QK^T, AV, softmax
+        cached = min(total, layer.window) if layer.attn == "window" and causal else total
+        act += 2 * pairs * h + 2 * cached * kvw  # scores written and read; keys and values read
+    elif layer.attn == "linear":
+        flops += 2 * q * kv * hd * hd + 2 * q * h * hd * hd + 6 * q * h * hd  # state, readout, normaliser
+        act += 2 * kv * hd * (hd + 1)  # the (running) state, read and written
+    elif layer.attn == "linformer":
+        k = layer.proj_len
+        flops += 2 * 2 * k * total * kvw + 4 * q * k * h * hd + 5 * q * k * h
+        act += 2 * k * kvw + 2 * q * k * h
+    elif layer.attn == "fastformer":
+        flops += 10 * q * h * hd
+        act += 2 * q * qw
+    else:
+        raise ArchError(f"no cost model for attention type {layer.attn!r}")
+    return flops, act * db
+
+
+def _ffn(layer: Layer, embed: int, q: int, db: int) -> tuple[int, int]:
+    return 4 * q * embed * layer.ffn, q * (2 * embed + 2 * layer.ffn) * db
+
+
+def _cross(layer: Layer, embed: int, head_dim: int, q: int, memory: int, project_memory: bool,
+           enc_embed: int, db: int) -> tuple[int, int]:
+    w = layer.cross_heads * head_dim
+    m = memory * layer.cross_layers  # the last k encoder layers, concatenated along the sequence
+    flops = 2 * q * embed * w * 2 + 4 * q * m * w + 5 * q * m * layer.cross_heads
+    act = q * (2 * embed + 2 * w) + 2 * m * w + 2 * q * m * layer.cross_heads
+    if project_memory:  # keys and values of the encoder memory: once per sequence, then cached
+        flops += 2 * 2 * m * enc_embed * w
+        act += m * (enc_embed + 2 * w)
+    return flops, act * db
+
+
+def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: int, db: int,
+                memory: int = 0, project_memory: bool = False) -> list[tuple[str, int, int]]:
+    """(part, flops, bytes) of one invocation of a stack over q new tokens."""
+    stack = getattr(arch, name)
+    causal = name == "decoder"
+    enc_embed = arch.encoder.embed if arch.encoder else None
+    out = []
+    for i, layer in enumerate(stack.layers):
+        f1, b1 = _self_attention(layer, stack.embed, arch.head_dim, start, q, causal, db)
+        f2, b2 = _ffn(layer, stack.embed, q, db)
+        flops, act = f1 + f2 + 2 * 8 * q * stack.embed, b1 + b2  # + LayerNorms and residuals
+        if layer.cross_layers is not None:
+            f3, b3 = _cross(layer, stack.embed, arch.head_dim, q, memory, project_memory, enc_embed, db)
+            flops, act = flops + f3, act + b3
+        weights = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed) * db
+        out.append((f"{name}.layers[{i}]", batch * flops, batch * act + weights))
+    emb_bytes = batch * q * stack.embed * db * 2 + q * stack.embed * db  # token rows + position rows
+    out.append((f"{name}.embedding", 0, emb_bytes))
+    if head_q:  # logits through the tied embedding, for head_q positions
+        out.append((f"{name}.head", batch * 2 * head_q * stack.embed * arch.vocab_size,
+                    arch.vocab_size * stack.embed * db + batch * head_q * (stack.embed + arch.vocab_size) * db))
+    return out
+
+
+def embedding_params(arch: Arch, name: str) -> int:
+    stack = getattr(arch, name)
+    return (arch.vocab_size + arch.max_len) * stack.embed + 2 * stack.embed  # + the final LayerNorm
+
+
+def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int = 4) -> Cost:
+    """Parameters, FLOPs and bytes of `arch` running `workload` (default: one forward of 64 tokens)."""
+    w = workload or Workload()
+    n, b, db = w.seq_len, w.batch, dtype_bytes
+    if n > arch.max_len or (arch.kind == "decoder" and n + w.gen_tokens > arch.max_len):
+        raise ArchError(f"workload {w} needs {n + (w.gen_tokens if arch.kind == 'decoder' else 0)} positions "
+                        f"but the model has max_len={arch.max_len}")
+    if w.gen_tokens and arch.kind == "encoder":
+        raise ArchError("workload: an encoder-only model does not generate; set gen=0")
+    if arch.kind == "encoder-decoder" and w.gen_tokens > arch.max_len:
+        raise ArchError(f"workload gen={w.gen_tokens} exceeds max_len={arch.max_len}")
+
+    runs: list[tuple[str, int, int]] = []
+    if arch.kind == "encoder":
+        runs += _stack_pass(arch, "encoder", 0, n, b, n, db)
+    elif arch.kind == "decoder":
+        runs += _stack_pass(arch, "decoder", 0, n, b, 1 if w.generation else n, db)
+        for t in range(w.gen_tokens):
+            runs += _stack_pass(arch, "decoder", n + t, 1, b, 1, db)
+    else:
+        runs += _stack_pass(arch, "encoder", 0, n, b, 0, db)
+        if w.generation:  # from BOS, one token per step; the memory's K/V are projected at step 0
+            for t in range(w.gen_tokens):
+                runs += _stack_pass(arch, "decoder", t, 1, b, 1, db, memory=n, project_memory=t == 0)
+        else:
+            runs += _stack_pass(arch, "decoder", 0, n, b, n, db, memory=n, project_memory=True)
+
+    flops: dict[str, int] = {}
+    moved: dict[str, int] = {}
+    for part, f, by in runs:
+        flops[part] = flops.get(part, 0) + f
+        moved[part] = moved.get(part, 0) + by
+    enc_embed = arch.encoder.embed if arch.encoder else None
+    params = {}
+    for name, stack in arch.stacks:
+        for i, layer in enumerate(stack.layers):
+            params[f"{name}.layers[{i}]"] = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed)
+        params[f"{name}.embedding"] = embedding_params(arch, name)
+    parts = tuple(PartCost(p, params.get(p, 0), flops[p], moved[p]) for p in flops)
+    return Cost(workload=w, parts=parts)

@@ -1,0 +1,459 @@
+"""The search space: which archs exist, and the operations the searches need on them.
+
+Sampling is per gene (HAT, Once-for-All): depth uniform, then each layer's choices uniform; the
+attention *type* is drawn first and its parameter (window, projected length) second, so every type
+is equally represented whatever the number of its parameter values.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from space.arch import ATTENTION_TYPES, KINDS, Arch, ArchError, Layer, Stack
+from space.cost import Workload
+
+Rng = random.Random | int | None
+
+
+def make_rng(rng: Rng) -> random.Random:
+    """Every operation takes its randomness explicitly: a Random, or a seed."""
+    return rng if isinstance(rng, random.Random) else random.Random(rng)
+
+
+@dataclass(frozen=True)
+class StackSpace:
+    """The choices of one stack (encoder or decoder)."""
+
+    embed: tuple[int, ...]
+    depth: tuple[int, ...]
+    heads: tuple[int, ...]
+    kv_heads: tuple[int, ...] | None  # None: plain multi-head attention (kv_heads = heads)
+    ffn: tuple[int, ...] | None  # absolute FFN widths ...
+    ffn_ratio: tuple[float, ...] | None  # ... or ratios of the stack's embed width
+    attention: tuple[tuple[str, tuple[int, ...] | None], ...]  # (type, its parameter's choices)
+    cross_layers: tuple[int, ...] | None = None  # decoder of encoder-decoder only
+    cross_heads: tuple[int, ...] | None = None
+
+    def ffn_choices(self, embed: int) -> tuple[int, ...]:
+        if self.ffn is not None:
+            return self.ffn
+        return tuple(int(round(r * embed)) for r in self.ffn_ratio)
+
+    def kv_choices(self, heads: int) -> tuple[int, ...]:
+        return (heads,) if self.kv_heads is None else tuple(k for k in self.kv_heads if heads % k == 0)
+
+    def attn_options(self) -> list[tuple[str, int | None]]:
+        return [(t, p) for t, params in self.attention for p in (params or (None,))]
+
+    def cross_choices(self, enc_depth: int) -> tuple[int, ...]:
+        return tuple(c for c in self.cross_layers if c <= enc_depth)
+
+    def layer_count(self, enc_depth: int | None) -> int:
+        """Distinct layers this stack can hold (given the encoder depth, for cross-attention)."""
+        n = sum(len(self.kv_choices(h)) for h in self.heads) * len(self.ffn_choices(self.embed[0]))
+        n *= len(self.attn_options())
+        if self.cross_layers is not None:
+            n *= len(self.cross_choices(enc_depth)) * len(self.cross_heads)
+        return n
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"embed": list(self.embed), "depth": list(self.depth), "heads": list(self.heads)}
+        if self.kv_heads is not None:
+            d["kv_heads"] = list(self.kv_heads)
+        if self.ffn is not None:
+            d["ffn"] = list(self.ffn)
+        else:
+            d["ffn_ratio"] = list(self.ffn_ratio)
+        d["attention"] = {t: ({ATTENTION_TYPES[t].param: list(p)} if p else {}) for t, p in self.attention}
+        if self.cross_layers is not None:
+            d["cross_layers"] = list(self.cross_layers)
+            d["cross_heads"] = list(self.cross_heads)
+        return d
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    kind: str
+    head_dim: int
+    vocab_size: int
+    max_len: int
+    encoder: StackSpace | None = None
+    decoder: StackSpace | None = None
+    workload: Workload = field(default_factory=Workload)
+    description: str = ""
+
+    @property
+    def stacks(self) -> tuple[tuple[str, StackSpace], ...]:
+        return tuple((n, s) for n, s in (("encoder", self.encoder), ("decoder", self.decoder)) if s)
+
+    # ---- building archs ---------------------------------------------------------------------------
+    def _arch(self, stacks: dict[str, Stack]) -> Arch:
+        return Arch(kind=self.kind, head_dim=self.head_dim, vocab_size=self.vocab_size,
+                    max_len=self.max_len, **stacks)
+
+    def _sample_layer(self, name: str, ss: StackSpace, embed: int, rng: random.Random,
+                      enc_depth: int | None) -> dict[str, Any]:
+        genes: dict[str, Any] = {}
+        for gene in _GENES:
+            if gene.startswith("cross") and ss.cross_layers is None:
+                continue
+            genes[gene] = _resample(gene, genes, ss, rng, enc_depth)
+        return genes
+
+    def sample(self, rng: Rng = None) -> Arch:
+        """A uniform per-gene sample."""
+        rng = make_rng(rng)
+        stacks, enc_depth = {}, None
+        for name, ss in self.stacks:
+            embed, depth = rng.choice(ss.embed), rng.choice(ss.depth)
+            layers = [self._sample_layer(name, ss, embed, rng, enc_depth) for _ in range(depth)]
+            stacks[name] = _build_stack(ss, embed, layers)
+            enc_depth = depth if name == "encoder" else enc_depth
+        return self._arch(stacks)
+
+    def _extreme(self, pick) -> Arch:
+        stacks, enc_depth = {}, None
+        for name, ss in self.stacks:
+            embed, depth = pick(ss.embed), pick(ss.depth)
+            attn, params = ss.attention[0]  # both extremes use the space's reference (first) type
+            heads = pick(ss.heads)
+            genes = {"attn": (attn, pick(params) if params else None), "heads": heads,
+                     "kv_heads": pick(ss.kv_choices(heads)), "ffn": ss.ffn_choices(embed).index(pick(ss.ffn_choices(embed)))}
+            if ss.cross_layers is not None:
+                genes["cross_layers"] = pick(ss.cross_choices(enc_depth))
+                genes["cross_heads"] = pick(ss.cross_heads)
+            stacks[name] = _build_stack(ss, embed, [genes] * depth)
+            enc_depth = depth if name == "encoder" else enc_depth
+        return self._arch(stacks)
+
+    def smallest(self) -> Arch:
+        """Every width and depth at its minimum (the sandwich rule's lower bread)."""
+        return self._extreme(min)
+
+    def largest(self) -> Arch:
+        """Every width and depth at its maximum: the supernet's full model and the teacher."""
+        return self._extreme(max)
+
+    # ---- evolution operators ----------------------------------------------------------------------
+    def mutate(self, arch: Arch, rng: Rng = None, prob: float = 0.3) -> Arch:
+        """Resamples each gene with probability `prob` (HAT: 0.3); the result is always a member."""
+        self.require(arch)
+        rng = make_rng(rng)
+        stacks, enc_depth = {}, None
+        for name, ss in self.stacks:
+            embed, layers = _genome(ss, getattr(arch, name))
+            if rng.random() < prob:
+                embed = rng.choice(ss.embed)
+            depth = rng.choice(ss.depth) if rng.random() < prob else len(layers)
+            layers = layers[:depth] + [self._sample_layer(name, ss, embed, rng, enc_depth)
+                                       for _ in range(depth - len(layers))]
+            for genes in layers:
+                for gene in list(genes):
+                    if rng.random() < prob:
+                        genes[gene] = _resample(gene, genes, ss, rng, enc_depth)
+                _repair(genes, ss, rng, enc_depth)
+            stacks[name] = _build_stack(ss, embed, layers)
+            enc_depth = depth if name == "encoder" else enc_depth
+        return self._arch(stacks)
+
+    def crossover(self, a: Arch, b: Arch, rng: Rng = None) -> Arch:
+        """Each gene from either parent with equal odds; layers only one parent has come from it."""
+        self.require(a)
+        self.require(b)
+        rng = make_rng(rng)
+        stacks, enc_depth = {}, None
+        for name, ss in self.stacks:
+            (ea, la), (eb, lb) = _genome(ss, getattr(a, name)), _genome(ss, getattr(b, name))
+            embed = ea if rng.random() < 0.5 else eb
+            depth = len(la) if rng.random() < 0.5 else len(lb)
+            layers = []
+            for i in range(depth):
+                if i < len(la) and i < len(lb):
+                    genes = {g: (la[i] if rng.random() < 0.5 else lb[i])[g] for g in la[i]}
+                else:
+                    genes = dict((la if i < len(la) else lb)[i])
+                _repair(genes, ss, rng, enc_depth)
+                layers.append(genes)
+            stacks[name] = _build_stack(ss, embed, layers)
+            enc_depth = depth if name == "encoder" else enc_depth
+        return self._arch(stacks)
+
+    # ---- membership and size ----------------------------------------------------------------------
+    def check(self, arch: Arch) -> str | None:
+        """Why `arch` is not in this space (one line), or None when it is."""
+        if not isinstance(arch, Arch):
+            return f"expected an Arch, got {type(arch).__name__}"
+        for attr in ("kind", "head_dim", "vocab_size", "max_len"):
+            if getattr(arch, attr) != getattr(self, attr):
+                return f"arch.{attr}={getattr(arch, attr)!r} but space {self.name!r} has {getattr(self, attr)!r}"
+        for name, ss in self.stacks:
+            stack = getattr(arch, name)
+            if stack.embed not in ss.embed:
+                return _not_in(f"{name}.embed", stack.embed, ss.embed)
+            if stack.depth not in ss.depth:
+                return _not_in(f"{name}.depth", stack.depth, ss.depth)
+            for i, layer in enumerate(stack.layers):
+                where = f"{name}.layers[{i}]"
+                options = ss.attn_options()
+                param = ATTENTION_TYPES[layer.attn].param
+                value = getattr(layer, param) if param else None
+                if (layer.attn, value) not in options:
+                    shown = [t if p is None else f"{t}({ATTENTION_TYPES[t].param}={p})" for t, p in options]
+                    got = layer.attn if value is None else f"{layer.attn}({param}={value})"
+                    return _not_in(f"{where}.attn", got, shown)
+                if layer.heads not in ss.heads:
+                    return _not_in(f"{where}.heads", layer.heads, ss.heads)
+                if layer.kv_heads not in ss.kv_choices(layer.heads):
+                    return _not_in(f"{where}.kv_heads", layer.kv_heads, ss.kv_choices(layer.heads))
+                if layer.ffn not in ss.ffn_choices(stack.embed):
+                    return _not_in(f"{where}.ffn", layer.ffn, ss.ffn_choices(stack.embed))
+                if ss.cross_layers is not None:
+                    if layer.cross_layers not in ss.cross_layers:
+                        return _not_in(f"{where}.cross_layers", layer.cross_layers, ss.cross_layers)
+                    if layer.cross_heads not in ss.cross_heads:
+                        return _not_in(f"{where}.cross_heads", layer.cross_heads, ss.cross_heads)
+        return None
+
+    def contains(self, arch: Arch) -> bool:
+        return self.check(arch) is None
+
+    def __contains__(self, arch: Arch) -> bool:
+        return self.contains(arch)
+
+    def require(self, arch: Arch) -> Arch:
+        reason = self.check(arch)
+        if reason:
+            raise ArchError(f"not in space {self.name!r}: {reason}")
+        return arch
+
+    def size(self) -> int:
+        """The exact number of distinct archs (a Python int: it may exceed 10^30)."""
+        def stack_count(ss: StackSpace, enc_depth: int | None) -> int:
+            c = ss.layer_count(enc_depth)
+            return len(ss.embed) * sum(c ** d for d in ss.depth)
+        if self.kind != "encoder-decoder":
+            return stack_count(*[(ss, None) for _, ss in self.stacks][0])
+        enc, dec = self.encoder, self.decoder
+        enc_per_depth = {d: len(enc.embed) * enc.layer_count(None) ** d for d in enc.depth}
+        return sum(n * stack_count(dec, d) for d, n in enc_per_depth.items())
+
+    # ---- the predictor encoding -------------------------------------------------------------------
+    def feature_names(self) -> list[str]:
+        names = []
+        for name, ss in self.stacks:
+            names += [f"{name}.embed", f"{name}.depth"]
+            for i in range(max(ss.depth)):
+                names += [f"{name}.{i}.{f}" for f in _LAYER_FEATURES]
+            names += [f"{name}.n_{t}" for t in ATTENTION_TYPES]
+        return names
+
+    def encode(self, arch: Arch) -> np.ndarray:
+        """One fixed-length vector: per-layer features (zero past the depth) + counts per type."""
+        out: list[float] = []
+        for name, ss in self.stacks:
+            stack = getattr(arch, name)
+            out += [stack.embed, stack.depth]
+            for i in range(max(ss.depth)):
+                out += _layer_features(stack.layers[i], arch.head_dim) if i < stack.depth else [0.0] * len(_LAYER_FEATURES)
+            out += [sum(layer.attn == t for layer in stack.layers) for t in ATTENTION_TYPES]
+        return np.asarray(out, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "description": self.description, "kind": self.kind,
+                             "head_dim": self.head_dim, "vocab_size": self.vocab_size, "max_len": self.max_len,
+                             "workload": self.workload.to_dict()}
+        for name, ss in self.stacks:
+            d[name] = ss.to_dict()
+        return d
+
+
+_GENES = ("attn", "heads", "kv_heads", "ffn", "cross_layers", "cross_heads")
+_LAYER_FEATURES = ["present", *[f"is_{t}" for t in ATTENTION_TYPES], "heads", "kv_heads", "attn_width",
+                   "kv_width", "ffn", "window", "proj_len", "cross_layers", "cross_heads"]
+
+
+def _layer_features(layer: Layer, head_dim: int) -> list[float]:
+    return [1.0, *[float(layer.attn == t) for t in ATTENTION_TYPES], layer.heads, layer.kv_heads,
+            layer.heads * head_dim, layer.kv_heads * head_dim, layer.ffn, layer.window or 0,
+            layer.proj_len or 0, layer.cross_layers or 0, layer.cross_heads or 0]
+
+
+def _not_in(where: str, value: Any, allowed: Any) -> str:
+    return f"{where}={value} is not in the space; allowed: {', '.join(str(a) for a in allowed)}"
+
+
+def _resample(gene: str, genes: dict[str, Any], ss: StackSpace, rng: random.Random, enc_depth: int | None) -> Any:
+    """A fresh value for one gene, consistent with the genes it depends on."""
+    if gene == "attn":
+        kind, params = rng.choice(ss.attention)
+        return kind, (rng.choice(params) if params else None)
+    if gene == "heads":
+        return rng.choice(ss.heads)
+    if gene == "kv_heads":
+        return rng.choice(ss.kv_choices(genes["heads"]))
+    if gene == "ffn":  # an index into the stack's FFN choices, so it survives an embed change
+        return rng.randrange(len(ss.ffn_choices(ss.embed[0])))
+    if gene == "cross_layers":
+        return rng.choice(ss.cross_choices(enc_depth))
+    if gene == "cross_heads":
+        return rng.choice(ss.cross_heads)
+    raise KeyError(gene)
+
+
+def _repair(genes: dict[str, Any], ss: StackSpace, rng: random.Random, enc_depth: int | None) -> None:
+    """Re-draws genes a change of another gene made invalid (kv must divide heads, cross ≤ depth)."""
+    if genes["kv_heads"] not in ss.kv_choices(genes["heads"]):
+        genes["kv_heads"] = _resample("kv_heads", genes, ss, rng, enc_depth)
+    if "cross_layers" in genes and genes["cross_layers"] not in ss.cross_choices(enc_depth):
+        genes["cross_layers"] = _resample("cross_layers", genes, ss, rng, enc_depth)
+
+
+def _genome(ss: StackSpace, stack: Stack) -> tuple[int, list[dict[str, Any]]]:
+    layers = []
+    for layer in stack.layers:
+        param = ATTENTION_TYPES[layer.attn].param
+        genes = {"attn": (layer.attn, getattr(layer, param) if param else None), "heads": layer.heads,
+                 "kv_heads": layer.kv_heads, "ffn": ss.ffn_choices(stack.embed).index(layer.ffn)}
+        if ss.cross_layers is not None:
+            genes["cross_layers"], genes["cross_heads"] = layer.cross_layers, layer.cross_heads
+        layers.append(genes)
+    return stack.embed, layers
+
+
+def _build_stack(ss: StackSpace, embed: int, layers: list[dict[str, Any]]) -> Stack:
+    built = []
+    for g in layers:
+        kind, value = g["attn"]
+        param = ATTENTION_TYPES[kind].param
+        built.append(Layer(attn=kind, heads=g["heads"], kv_heads=g["kv_heads"], ffn=ss.ffn_choices(embed)[g["ffn"]],
+                           cross_layers=g.get("cross_layers"), cross_heads=g.get("cross_heads"),
+                           **({param: value} if param else {})))
+    return Stack(embed=embed, layers=tuple(built))
+
+
+# ---- loading ------------------------------------------------------------------------------------
+
+_TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "workload", "encoder", "decoder")
+_STACK_KEYS = ("embed", "depth", "heads", "kv_heads", "ffn", "ffn_ratio", "attention", "cross_layers", "cross_heads")
+
+
+def _keys(d: Any, where: str, allowed: tuple[str, ...]) -> dict:
+    if not isinstance(d, dict):
+        raise ArchError(f"{where}: expected a mapping, got {type(d).__name__}")
+    for key in d:
+        if key not in allowed:
+            raise ArchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+    return d
+
+
+def _ints(d: dict, key: str, where: str, required: bool = True, numbers: type = int) -> tuple | None:
+    if key not in d:
+        if required:
+            raise ArchError(f"{where}: missing key {key!r} (a list of choices)")
+        return None
+    values = d[key] if isinstance(d[key], list) else [d[key]]
+    ok = values and all(isinstance(v, (int, float) if numbers is float else int) and not isinstance(v, bool)
+                        and v > 0 for v in values)
+    if not ok:
+        raise ArchError(f"{where}.{key}={d[key]!r} must be a non-empty list of positive numbers")
+    if len(set(values)) != len(values):
+        raise ArchError(f"{where}.{key}={d[key]!r} lists a value twice")
+    return tuple(values)
+
+
+def _stack_space(d: Any, where: str, causal: bool, cross: bool, max_len: int) -> StackSpace:
+    d = _keys(d, where, _STACK_KEYS)
+    if ("ffn" in d) == ("ffn_ratio" in d):
+        raise ArchError(f"{where}: give exactly one of 'ffn' (widths) or 'ffn_ratio' (ratios of embed)")
+    att = _keys(d.get("attention", {"softmax": {}}), f"{where}.attention", tuple(ATTENTION_TYPES))
+    if not att:
+        raise ArchError(f"{where}.attention: list at least one attention type ({', '.join(ATTENTION_TYPES)})")
+    attention = []
+    for kind, params in att.items():
+        spec = ATTENTION_TYPES[kind]
+        if causal and not spec.causal:
+            ok = ", ".join(n for n, s in ATTENTION_TYPES.items() if s.causal)
+            raise ArchError(f"{where}.attention.{kind}: cannot run in a causal (decoder) stack; allowed: {ok}")
+        params = _keys(params or {}, f"{where}.attention.{kind}", (spec.param,) if spec.param else ())
+        values = _ints(params, spec.param, f"{where}.attention.{kind}") if spec.param else None
+        if spec.param == "proj_len" and max(values) > max_len:
+            raise ArchError(f"{where}.attention.linformer.proj_len={max(values)} exceeds max_len={max_len}")
+        attention.append((kind, values))
+    for key in ("cross_layers", "cross_heads"):
+        if (key in d) and not cross:
+            raise ArchError(f"{where}.{key}: only the decoder of an encoder-decoder space has cross-attention")
+    ss = StackSpace(embed=_ints(d, "embed", where), depth=_ints(d, "depth", where), heads=_ints(d, "heads", where),
+                    kv_heads=_ints(d, "kv_heads", where, required=False), ffn=_ints(d, "ffn", where, required=False),
+                    ffn_ratio=_ints(d, "ffn_ratio", where, required=False, numbers=float), attention=tuple(attention),
+                    cross_layers=_ints(d, "cross_layers", where) if cross else None,
+                    cross_heads=(_ints(d, "cross_heads", where) if "cross_heads" in d else _ints(d, "heads", where))
+                    if cross else None)
+    for h in ss.heads:
+        if not ss.kv_choices(h):
+            raise ArchError(f"{where}.kv_heads={list(ss.kv_heads)}: none divides heads={h}")
+    if ss.ffn_ratio is not None:
+        for e in ss.embed:
+            if any(abs(r * e - round(r * e)) > 1e-9 for r in ss.ffn_ratio):
+                raise ArchError(f"{where}.ffn_ratio={list(ss.ffn_ratio)} gives a fractional width for embed {e}")
+    return ss
+
+
+def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
+    d = _keys(d, where, _TOP_KEYS)
+    for key in ("name", "kind", "head_dim", "vocab_size", "max_len"):
+        if key not in d:
+            raise ArchError(f"{where}: missing key {key!r}")
+    kind = d["kind"]
+    if kind not in KINDS:
+        raise ArchError(f"{where}.kind={kind!r} is not a model kind; allowed: {', '.join(KINDS)}")
+    for key in ("head_dim", "vocab_size", "max_len"):
+        _ints(d, key, where)
+        if isinstance(d[key], list):
+            raise ArchError(f"{where}.{key} is fixed for a space: give one number, not a list")
+    stacks = {}
+    wanted = {"decoder": ("decoder",), "encoder": ("encoder",), "encoder-decoder": ("encoder", "decoder")}[kind]
+    for name in ("encoder", "decoder"):
+        if name in d and name not in wanted:
+            raise ArchError(f"{where}: a {kind} space has no {name!r} section")
+        if name in wanted:
+            if name not in d:
+                raise ArchError(f"{where}: a {kind} space needs a {name!r} section")
+            stacks[name] = _stack_space(d[name], f"{where}.{name}", causal=name == "decoder",
+                                        cross=name == "decoder" and kind == "encoder-decoder", max_len=d["max_len"])
+    if kind == "encoder-decoder" and min(stacks["decoder"].cross_layers) > min(stacks["encoder"].depth):
+        raise ArchError(f"{where}.decoder.cross_layers: every choice exceeds the smallest encoder depth")
+    workload = Workload.from_dict(d.get("workload", {}), f"{where}.workload")
+    return SearchSpace(name=str(d["name"]), kind=kind, head_dim=d["head_dim"], vocab_size=d["vocab_size"],
+                       max_len=d["max_len"], workload=workload, description=str(d.get("description", "")), **stacks)
+
+
+def builtin_spaces() -> list[str]:
+    from configs import config_dir
+    return sorted(p.stem for p in (config_dir() / "spaces").glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A shipped space by name (`lm-shakespeare`) or any YAML file."""
+    from configs import config_dir
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = config_dir() / "spaces" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ArchError(f"unknown space {str(name_or_path)!r}; shipped spaces: {', '.join(builtin_spaces())}"
+                            " (or give a path to a YAML file)")
+    if not path.is_file():
+        raise ArchError(f"{path}: no such space file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ArchError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return space_from_dict(data, where=path.name)
+
+
+__all__ = ["SearchSpace", "StackSpace", "load_space", "space_from_dict", "builtin_spaces", "make_rng"]
