@@ -84,7 +84,7 @@ def show_cmd(space_name: str, workload: str | None) -> None:
         table.add_row(label, arch.id, human(c.params), human(c.flops), human(c.bytes, "B"))
     con.print(table)
     for label, arch in extremes:
-        con.print(f"{label}: {_arch_summary(arch)}", soft_wrap=True, highlight=False)
+        con.print(f"{label}: {_arch_summary(arch)}", soft_wrap=True, highlight=False, markup=False)
 
 
 @space.command("sample", help="K archs of the space as YAML (every --arch FILE option reads it).")

@@ -1,0 +1,70 @@
+"""The command line as a user meets it: output, exit codes, one-line errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from space import load_archs, load_space
+
+
+def nas(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
+def test_help_lists_every_stage() -> None:
+    r = nas("--help")
+    assert r.returncode == 0
+    for stage in ("train-supernet", "profile", "fit-predictor", "predict", "search", "export", "retrain",
+                  "evaluate", "generate", "hardware", "space"):
+        assert stage in r.stdout
+
+
+def test_space_show(tmp_path) -> None:
+    r = nas("space", "show", "lm-shakespeare", cwd=tmp_path)  # configs ship with the package
+    assert r.returncode == 0, r.stderr
+    size = load_space("lm-shakespeare").size()
+    assert f"{size:,}" in r.stdout
+    for word in ("smallest", "largest", "params", "FLOPs", "window", "linear"):
+        assert word in r.stdout
+
+
+def test_space_sample_feeds_arch_files(tmp_path) -> None:
+    r = nas("space", "sample", "folio-translation", "-n", "5", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "archs.yaml"
+    path.write_text(r.stdout)
+    archs = load_archs(path)
+    space = load_space("folio-translation")
+    assert len(archs) == 5 and all(space.contains(a) for a in archs)
+    assert nas("space", "sample", "folio-translation", "-n", "5", "--seed", "3").stdout == r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (("space", "show", "nope"), ["unknown space 'nope'", "lm-shakespeare"]),
+    (("space", "show", "lm-shakespeare", "--workload", "len=9000"), ["max_len=256"]),
+    (("space", "show", "lm-shakespeare", "--workload", "speed=3"), ["cannot read 'speed=3'"]),
+])
+def test_bad_input_one_line(args, words) -> None:
+    r = nas(*args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for word in words:
+        assert word in r.stderr
+
+
+def test_bad_space_file(tmp_path) -> None:
+    p = tmp_path / "mine.yaml"
+    p.write_text("name: x\nkind: decoder\nhead_dim: 8\nvocab_size: 9\nmax_len: 16\n"
+                 "decoder: {embed: [8], depth: [1], heads: [1], ffn: [8], widht: [3]}\n")
+    r = nas("space", "show", str(p))
+    assert r.returncode == 1 and "mine.yaml.decoder: unknown key 'widht'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_planned_stage_exits_2() -> None:
+    r = nas("search", "--hardware", "a100")
+    assert r.returncode == 2 and "not built yet" in r.stderr
