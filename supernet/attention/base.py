@@ -1,0 +1,75 @@
+"""The interface every attention type implements, and the registry the model picks them from.
+
+A kernel is pure math on already-projected heads: the Q/K/V/output projections are shared by all
+types (weight sharing across types) and live in the block. A kernel may own extra parameters
+(Linformer's sequence projections, Fastformer's pooling vectors); it declares their full shapes and
+one function that slices the active part, used by the supernet's forward *and* by extraction.
+
+Shapes: q (B, h, T, hd); k, v (B, kv, S, hd) with h % kv == 0 (grouped-query); out (B, h, T, hd).
+`keep` is an optional (B, S) bool mask of real (non-padding) keys.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+from space.arch import ATTENTION_TYPES, Layer
+
+State = dict[str, Any]
+
+
+class Kernel(ABC):
+    name: str
+
+    @property
+    def causal_ok(self) -> bool:
+        return ATTENTION_TYPES[self.name].causal
+
+    def extra_shapes(self, heads: int, head_dim: int, max_len: int, param: int | None) -> dict[str, tuple[int, ...]]:
+        """Full shapes of this type's own parameters for a layer of at most `heads` heads and the
+        largest parameter value `param` (window, projected length)."""
+        return {}
+
+    def slice_extra(self, extra: dict[str, torch.Tensor], layer: Layer) -> dict[str, torch.Tensor]:
+        """The active part of this type's own parameters for `layer` (views, no copies)."""
+        return extra
+
+    def init_extra(self, extra: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> None:
+        pass
+
+    @abstractmethod
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra: dict[str, torch.Tensor],
+               layer: Layer, causal: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention over a whole sequence (training, evaluation, encoders)."""
+
+    def step(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra: dict[str, torch.Tensor],
+             layer: Layer, state: State | None) -> tuple[torch.Tensor, State]:
+        """Causal attention for new tokens given the state left by earlier calls (None at the start):
+        a prompt's prefill and each decode step. Must equal `attend(causal=True)` on the whole."""
+        raise NotImplementedError(f"attention type {self.name!r} cannot decode incrementally (not causal)")
+
+
+def expand_kv(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, kv, S, hd) -> (B, heads, S, hd): each K/V head serves heads // kv query heads."""
+    groups = heads // x.shape[1]
+    return x if groups == 1 else x.repeat_interleave(groups, dim=1)
+
+
+_REGISTRY: dict[str, Kernel] = {}
+
+
+def register(kernel: Kernel) -> Kernel:
+    if kernel.name not in ATTENTION_TYPES:
+        raise KeyError(f"attention type {kernel.name!r} is not declared in space.arch.ATTENTION_TYPES")
+    _REGISTRY[kernel.name] = kernel
+    return kernel
+
+
+def get_kernel(name: str) -> Kernel:
+    return _REGISTRY[name]
+
+
+def kernels() -> dict[str, Kernel]:
+    return dict(_REGISTRY)

@@ -1,0 +1,42 @@
+"""Parameter containers shared by the SuperTransformer (largest shapes, every attention type's own
+parameters) and the SubTransformer (exact shapes, its layer's type only). Same names in both, so an
+extracted model's state_dict is exactly the supernet's active slices. No forward here: the math
+lives in `functional.py`."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+Extras = dict[str, dict[str, tuple[int, ...]]]  # attention type -> parameter name -> shape
+
+
+class BlockParams(nn.Module):
+    def __init__(self, d: int, qw: int, kvw: int, ffn: int, extras: Extras, cross: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.q, self.k, self.v = nn.Linear(d, qw), nn.Linear(d, kvw), nn.Linear(d, kvw)
+        self.o = nn.Linear(qw, d)
+        for kind, shapes in extras.items():
+            if shapes:
+                self.add_module(kind, nn.ParameterDict({n: nn.Parameter(torch.zeros(s)) for n, s in shapes.items()}))
+        if cross is not None:  # (cross-attention width, encoder width)
+            cw, de = cross
+            self.lnx = nn.LayerNorm(d)
+            self.xq, self.xk, self.xv, self.xo = nn.Linear(d, cw), nn.Linear(de, cw), nn.Linear(de, cw), nn.Linear(cw, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc1, self.fc2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
+
+
+class StackParams(nn.Module):
+    def __init__(self, vocab: int, max_len: int, d: int, blocks: list[BlockParams]) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(max_len, d)
+        self.layers = nn.ModuleList(blocks)
+        self.ln_f = nn.LayerNorm(d)
+
+    def own(self) -> dict[str, object]:
+        """This stack's weights in the layout `functional.forward` reads (no slicing)."""
+        w: dict[str, object] = {n: p for n, p in self.named_parameters() if not n.startswith("layers.")}
+        w["layers"] = [dict(b.named_parameters()) for b in self.layers]
+        return w

@@ -1,0 +1,99 @@
+"""The standalone SubTransformer: plain PyTorch modules of exactly one arch's shapes, no elastic
+ops, loadable with one call from a folder (config.json + model.safetensors) without the supernet.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from space import Arch
+from space._io import atomic_write_text
+from space.errors import UserError
+from supernet import functional
+from supernet.attention import get_kernel
+from supernet.functional import Cache
+from supernet.modules import BlockParams, StackParams
+
+FORMAT = "hwnas-subtransformer"
+VERSION = 1
+
+
+class SubTransformer(nn.Module):
+    def __init__(self, arch: Arch) -> None:
+        super().__init__()
+        self.arch = arch
+        hd = arch.head_dim
+        enc_d = arch.encoder.embed if arch.encoder else None
+        for name, stack in arch.stacks:
+            blocks = []
+            for layer in stack.layers:
+                extras = {layer.attn: get_kernel(layer.attn).extra_shapes(
+                    layer.heads, hd, arch.max_len, layer.window or layer.proj_len)}
+                cross = (layer.cross_heads * hd, enc_d) if layer.cross_layers is not None else None
+                blocks.append(BlockParams(stack.embed, layer.heads * hd, layer.kv_heads * hd, layer.ffn, extras, cross))
+            self.add_module(name, StackParams(arch.vocab_size, arch.max_len, stack.embed, blocks))
+
+    def weights(self) -> dict[str, Any]:
+        return {name: getattr(self, name).own() for name, _ in self.arch.stacks}
+
+    def forward(self, tokens: torch.Tensor, **kw: Any) -> torch.Tensor:
+        return functional.forward(self.arch, self.weights(), tokens, **kw)
+
+    def new_cache(self) -> Cache:
+        return Cache()
+
+
+def _flatten(weights: dict[str, Any]) -> dict[str, torch.Tensor]:
+    flat = {}
+    for stack, w in weights.items():
+        for name, t in w.items():
+            if name == "layers":
+                for i, block in enumerate(t):
+                    flat.update({f"{stack}.layers.{i}.{n}": p for n, p in block.items()})
+            else:
+                flat[f"{stack}.{name}"] = t
+    return flat
+
+
+def extract(supernet: nn.Module, arch: Arch) -> SubTransformer:
+    """A standalone copy of `arch` with the supernet's weights (the same slices its forward uses)."""
+    sub = SubTransformer(arch)
+    with torch.no_grad():
+        sub.load_state_dict({n: t.detach().clone() for n, t in _flatten(supernet.active_weights(arch)).items()},
+                            strict=True)
+    return sub.to(next(supernet.parameters()).device)
+
+
+def save(model: SubTransformer, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Writes config.json and model.safetensors; the config last, so a folder with a config is whole."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()}
+    tmp = folder / ".model.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    config = {"format": FORMAT, "version": VERSION, "arch": model.arch.to_dict(), "arch_id": model.arch.id,
+              "params": sum(t.numel() for t in tensors.values()), "meta": meta or {}}
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def load(folder: str | Path, map_location: str | torch.device = "cpu") -> SubTransformer:
+    """One call: the folder `save` (or `nas export`) wrote -> a ready SubTransformer in eval mode."""
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise UserError(f"{folder}: not an exported SubTransformer (no config.json); export one with `nas export`")
+    cfg = json.loads(cfg_path.read_text())
+    if cfg.get("format") != FORMAT or cfg.get("version", 0) > VERSION:
+        raise UserError(f"{cfg_path}: format {cfg.get('format')!r} v{cfg.get('version')} is not one this hwnas "
+                        f"reads ({FORMAT} v{VERSION}); upgrade hwnas")
+    model = SubTransformer(Arch.from_dict(cfg["arch"], where=str(cfg_path)))
+    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(map_location)), strict=True)
+    model.meta = cfg.get("meta", {})
+    return model.eval()
