@@ -11,6 +11,7 @@ import click
 
 from nas._errors import USER_ERRORS
 from nas.space_cli import space
+from nas.supernet_cli import evaluate_cmd, export_cmd, generate_cmd, train_supernet_cmd
 
 WORKFLOW = """\b
 Hardware-aware neural architecture search for Transformers.
@@ -26,19 +27,16 @@ def cli() -> None:
     pass
 
 
-cli.add_command(space)
+for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd):
+    cli.add_command(_command)
 
 # Stages later issues build. Each says so in one line and exits 2, so scripts can tell.
 _PLANNED = {
-    "train-supernet": ("Train the weight-sharing SuperTransformer on a task.", "the SuperTransformer issue (#3)"),
-    "evaluate": ("Validation loss of archs with inherited supernet weights.", "the SuperTransformer issue (#3)"),
-    "generate": ("Generate text from an exported SubTransformer.", "the SuperTransformer issue (#3)"),
     "profile": ("Time sampled SubTransformers on this device into a latency dataset.", "the latency issue (#4)"),
     "fit-predictor": ("Fit and save a latency predictor for a hardware profile.", "the latency issue (#4)"),
     "predict": ("Predicted latency of an arch on a hardware profile.", "the latency issue (#4)"),
     "hardware": ("List and show hardware profiles.", "the latency issue (#4)"),
     "search": ("Search the most accurate arch within a latency budget.", "the search issue (#5)"),
-    "export": ("Export a searched arch as a standalone SubTransformer.", "the search issue (#5)"),
     "retrain": ("Retrain an exported SubTransformer and measure it.", "the search issue (#5)"),
 }
 

@@ -1,0 +1,76 @@
+"""Supernet training: the loss falls; a killed run resumes to the same weights; bad settings."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from space.errors import UserError
+from supernet.evaluate import Evaluator
+from supernet.train import TrainConfig, load_supernet, train_supernet
+from tests.test_supernet import SPACES
+
+
+class Counting:
+    """Learnable toy data: each row counts upward mod 11 from a random start."""
+
+    def sample(self, batch: int, generator: torch.Generator):
+        start = torch.randint(0, 11, (batch, 1), generator=generator)
+        seq = (start + torch.arange(25)) % 11
+        return seq[:, :-1], seq[:, 1:]
+
+
+VAL = [Counting().sample(8, torch.Generator().manual_seed(99))]
+
+
+def cfg(**kw) -> TrainConfig:
+    return TrainConfig(**{"steps": 40, "batch_size": 8, "seq_len": 24, "lr": 1e-2, "warmup": 5, "eval_every": 20,
+                          "ckpt_every": 10, **kw})
+
+
+@pytest.mark.parametrize("sampling", ["sandwich", "uniform"])
+def test_loss_falls(tmp_path, sampling) -> None:
+    space = SPACES["decoder"]
+    st = train_supernet(space, Counting(), VAL, tmp_path, cfg(sampling=sampling), {"data": None})
+    first, last = st.log[0], st.log[-1]
+    model, _ = load_supernet(tmp_path)
+    ev = Evaluator(model, VAL)
+    assert ev.loss(space.largest()) < 1.0  # chance is ln(11) = 2.4
+    assert last["val_largest"] <= first["val_largest"]
+    assert ev.loss(space.smallest()) < 1.5
+    assert (tmp_path / "log.csv").read_text().startswith("step,loss,lr,tokens_per_s,val_largest,val_smallest")
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path) -> None:
+    space = SPACES["decoder"]
+    straight = train_supernet(space, Counting(), VAL, tmp_path / "a", cfg(steps=20), {"data": None})
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_13(total, row):
+        if row["step"] == 13:
+            raise Killed
+    with pytest.raises(Killed):
+        train_supernet(space, Counting(), VAL, tmp_path / "b", cfg(steps=20), {"data": None}, progress=kill_at_13)
+    _, ck = load_supernet(tmp_path / "b")
+    assert ck["step"] == 10  # the last checkpoint survives; at most one interval is lost
+    resumed = train_supernet(space, Counting(), VAL, tmp_path / "b", cfg(steps=20), {"data": None})
+    assert resumed.step == 20
+    for (n, p), (_, q) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(p, q), n
+
+
+def test_other_settings_in_run_folder_refused(tmp_path) -> None:
+    space = SPACES["decoder"]
+    train_supernet(space, Counting(), VAL, tmp_path, cfg(steps=10), {"data": None})
+    with pytest.raises(UserError, match="other settings"):
+        train_supernet(space, Counting(), VAL, tmp_path, cfg(steps=10, lr=0.5), {"data": None})
+
+
+def test_config_errors() -> None:
+    with pytest.raises(UserError, match="--sampling 'random'"):
+        TrainConfig(sampling="random")
+    with pytest.raises(UserError, match="--steps=0"):
+        TrainConfig(steps=0)
+    with pytest.raises(UserError, match="no trained supernet"):
+        load_supernet("/nonexistent/folder")
