@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from nas.progress import console, progress_bar
+from nas.progress import console, progress
 from space import Arch, SearchSpace, load_archs, load_space
 from space.errors import UserError
 
@@ -71,8 +71,7 @@ def train_supernet_cmd(space_name: str, data: str | None, steps: int | None, out
     if (folder / CKPT).is_file():
         console.print(f"resuming the run in {folder}")
     meta = {"task": "lm", "data": str(Path(data).resolve()) if data else None, "tokenizer": "bytes"}
-    with progress_bar("step") as bar:
-        task = bar.add_task(f"supernet {space.name}", total=cfg.steps, info="")
+    with progress("train", cfg.steps, unit="step") as bar:
         last: dict[str, Any] = {}
 
         def report(total: int, row: dict[str, Any]) -> None:
@@ -80,7 +79,7 @@ def train_supernet_cmd(space_name: str, data: str | None, steps: int | None, out
             info = f"loss {row['loss']:.3f}  {row['tokens_per_s']:.0f} tok/s"
             if "val_largest" in last:
                 info += f"  val largest {last['val_largest']:.3f} smallest {last['val_smallest']:.3f}"
-            bar.update(task, completed=row["step"], info=info)
+            bar.update(row["step"], info=info)
 
         state = train_supernet(space, train_batches, val, folder, cfg, meta, progress=report)
     final = state.log[-1] if state.log else {}
@@ -114,13 +113,12 @@ def evaluate_cmd(supernet_dir: str, arch_file: str, batches: int | None) -> None
         model.require(a)
     table = Table("arch", "params", "val loss", "perplexity", "bits/byte", box=None,
                   title=f"inherited weights, {ev.tokens:,} validation tokens", title_justify="left")
-    with progress_bar("arch") as bar:
-        task = bar.add_task("evaluate", total=len(archs), info="")
+    with progress("evaluate", len(archs), unit="arch") as bar:
         for a in archs:
             loss = ev.loss(a)
             table.add_row(a.id, f"{analytic_cost(a).params:,}", f"{loss:.4f}", f"{perplexity(loss):.3f}",
                           f"{bits_per_token(loss):.3f}")
-            bar.advance(task)
+            bar.advance()
     Console().print(table)
 
 

@@ -12,7 +12,6 @@ and are sliced the same way (E[:proj_len], pooling vectors [:heads]).
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -22,7 +21,7 @@ from space import Arch, SearchSpace, Stack, StackSpace
 from supernet import functional
 from supernet.attention import get_kernel
 from supernet.functional import Cache
-from supernet.modules import BlockParams, StackParams
+from supernet.modules import BlockParams, StackParams, init_stack
 
 
 def _linear(lin: nn.Linear, out: int, inp: int, name: str) -> dict[str, torch.Tensor]:
@@ -56,21 +55,9 @@ class SuperTransformer(nn.Module):
         self._checked: set[str] = set()
 
     def reset_parameters(self, seed: int = 0) -> None:
-        """GPT-2's scheme: N(0, 0.02), residual projections scaled by 1/sqrt(2 * depth), zero biases."""
         g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for name, ss in self.space.stacks:
-                stack: StackParams = getattr(self, name)
-                stack.tok.weight.normal_(0.0, 0.02, generator=g)
-                stack.pos.weight.normal_(0.0, 0.01, generator=g)
-                for block in stack.layers:
-                    for mname, m in block.named_children():
-                        if isinstance(m, nn.Linear):
-                            std = 0.02 / math.sqrt(2 * max(ss.depth)) if mname in ("o", "xo", "fc2") else 0.02
-                            m.weight.normal_(0.0, std, generator=g)
-                            m.bias.zero_()
-                        elif isinstance(m, nn.ParameterDict):
-                            get_kernel(mname).init_extra(dict(m.items()), generator=g)
+        for name, ss in self.space.stacks:
+            init_stack(getattr(self, name), max(ss.depth), g)
 
     # ---- the slicing function -------------------------------------------------------------------
     def _active_stack(self, name: str, stack: Stack, enc_embed: int | None) -> dict[str, Any]:

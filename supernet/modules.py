@@ -4,6 +4,8 @@ extracted model's state_dict is exactly the supernet's active slices. No forward
 lives in `functional.py`."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -40,3 +42,23 @@ class StackParams(nn.Module):
         w: dict[str, object] = {n: p for n, p in self.named_parameters() if not n.startswith("layers.")}
         w["layers"] = [dict(b.named_parameters()) for b in self.layers]
         return w
+
+
+def init_stack(stack: StackParams, depth: int, generator: torch.Generator) -> None:
+    """GPT-2's scheme: N(0, 0.02), residual projections scaled by 1/sqrt(2 * depth), zero biases,
+    unit LayerNorms; each attention type initialises its own parameters."""
+    from supernet.attention import get_kernel
+    with torch.no_grad():
+        stack.tok.weight.normal_(0.0, 0.02, generator=generator)
+        stack.pos.weight.normal_(0.0, 0.01, generator=generator)
+        for block in stack.layers:
+            for name, m in block.named_children():
+                if isinstance(m, nn.Linear):
+                    std = 0.02 / math.sqrt(2 * depth) if name in ("o", "xo", "fc2") else 0.02
+                    m.weight.normal_(0.0, std, generator=generator)
+                    m.bias.zero_()
+                elif isinstance(m, nn.ParameterDict):
+                    get_kernel(name).init_extra(dict(m.items()), generator=generator)
+                elif isinstance(m, nn.LayerNorm):
+                    m.reset_parameters()
+        stack.ln_f.reset_parameters()

@@ -17,7 +17,7 @@ from space.errors import UserError
 from supernet import functional
 from supernet.attention import get_kernel
 from supernet.functional import Cache
-from supernet.modules import BlockParams, StackParams
+from supernet.modules import BlockParams, StackParams, init_stack
 
 FORMAT = "hwnas-subtransformer"
 VERSION = 1
@@ -38,8 +38,21 @@ class SubTransformer(nn.Module):
                 blocks.append(BlockParams(stack.embed, layer.heads * hd, layer.kv_heads * hd, layer.ffn, extras, cross))
             self.add_module(name, StackParams(arch.vocab_size, arch.max_len, stack.embed, blocks))
 
+    def reset_parameters(self, seed: int = 0) -> "SubTransformer":
+        """A fresh initialisation (training from scratch), the same scheme as the supernet's."""
+        g = torch.Generator().manual_seed(seed)
+        for name, stack in self.arch.stacks:
+            init_stack(getattr(self, name), stack.depth, g)
+        return self
+
     def weights(self) -> dict[str, Any]:
         return {name: getattr(self, name).own() for name, _ in self.arch.stacks}
+
+    def active_weights(self, arch: Arch) -> dict[str, Any]:
+        """The supernet's interface, for tools that score either (the Evaluator): only its own arch."""
+        if arch != self.arch:
+            raise UserError(f"this SubTransformer is arch {self.arch.id}, not {arch.id}")
+        return self.weights()
 
     def forward(self, tokens: torch.Tensor, **kw: Any) -> torch.Tensor:
         return functional.forward(self.arch, self.weights(), tokens, **kw)

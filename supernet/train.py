@@ -35,7 +35,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     sampling: str = "sandwich"  # "sandwich": largest + smallest + n_random per step; "uniform": one random arch (HAT)
     n_random: int = 2
-    distill: bool = True  # sandwich only: the smaller archs learn from the largest one's outputs
+    distill: bool = True  # sandwich only: the smaller archs learn from the largest one's outputs ...
+    distill_weight: float = 0.5  # ... with this weight on the distillation loss, the rest on the labels,
+    distill_ramp: float = 0.5  # reached linearly over this fraction of the steps (a new teacher knows nothing)
     eval_every: int = 100
     eval_batches: int = 8
     ckpt_every: int = 50
@@ -51,7 +53,7 @@ class TrainConfig:
 
 # `--preset quick` trains the embedded default in about 10 minutes on 2 CPU cores.
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(steps=400, batch_size=16, seq_len=128, lr=3e-3, warmup=40, eval_every=100, n_random=2),
+    "quick": dict(steps=550, batch_size=16, seq_len=128, lr=3e-3, warmup=40, eval_every=100, n_random=1),
     "full": dict(steps=6000, batch_size=32, seq_len=256, lr=2e-3, warmup=200, eval_every=250),
 }
 
@@ -150,7 +152,11 @@ def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Te
         for i, arch in enumerate(archs):
             logits = model(x, arch)
             if cfg.sampling == "sandwich" and cfg.distill and i > 0:
-                loss = distill_loss(logits, teacher)
+                # Pure distillation from the start copies a teacher that knows nothing yet and, through
+                # the shared weights, holds the teacher back too (measured: 3.38 vs 2.62 nats after
+                # 100 steps): mix in the labels, and bring distillation in gradually.
+                w = cfg.distill_weight * min(1.0, st.step / max(1.0, cfg.distill_ramp * cfg.steps))
+                loss = w * distill_loss(logits, teacher) + (1 - w) * lm_loss(logits, y)
             else:
                 loss = lm_loss(logits, y)
                 if i == 0:
@@ -194,3 +200,28 @@ def resolve_config(preset: str | None, **overrides: Any) -> TrainConfig:
     base.update({k: v for k, v in overrides.items() if v is not None and k in names})
     return TrainConfig(**base)
 
+
+
+def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig,
+                progress: Callable[[int], Any] | None = None) -> list[float]:
+    """Plain training of one fixed model (a SubTransformer) with the supernet's schedule and data
+    order: the baseline an inherited-weight ranking is judged against."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    losses = []
+    model.train()
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = batches.sample(cfg.batch_size, gen)
+        opt.zero_grad(set_to_none=True)
+        loss = lm_loss(model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        if progress:
+            progress(step + 1)
+    model.eval()
+    return losses
