@@ -11,6 +11,7 @@ import click
 
 from nas._errors import USER_ERRORS
 from nas.space_cli import space
+from nas.latency_cli import fit_predictor_cmd, hardware_cmd, predict_cmd, profile_cmd
 from nas.supernet_cli import evaluate_cmd, export_cmd, generate_cmd, train_supernet_cmd
 
 WORKFLOW = """\b
@@ -27,15 +28,12 @@ def cli() -> None:
     pass
 
 
-for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd):
+for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd, profile_cmd, predict_cmd,
+                 hardware_cmd, fit_predictor_cmd):
     cli.add_command(_command)
 
 # Stages later issues build. Each says so in one line and exits 2, so scripts can tell.
 _PLANNED = {
-    "profile": ("Time sampled SubTransformers on this device into a latency dataset.", "the latency issue (#4)"),
-    "fit-predictor": ("Fit and save a latency predictor for a hardware profile.", "the latency issue (#4)"),
-    "predict": ("Predicted latency of an arch on a hardware profile.", "the latency issue (#4)"),
-    "hardware": ("List and show hardware profiles.", "the latency issue (#4)"),
     "search": ("Search the most accurate arch within a latency budget.", "the search issue (#5)"),
     "retrain": ("Retrain an exported SubTransformer and measure it.", "the search issue (#5)"),
 }

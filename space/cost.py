@@ -71,23 +71,28 @@ class PartCost:
     params: int
     flops: int
     bytes: int
+    ops: int  # tensor operations dispatched (each pays a fixed overhead: a kernel launch, a dispatch)
 
 
 @dataclass(frozen=True)
 class Cost:
     workload: Workload
     parts: tuple[PartCost, ...]
+    # (part, flops, bytes, ops) of every invocation (the prefill, each decode step): a roofline
+    # takes max(compute, memory) per invocation, which per-part totals would blur
+    invocations: tuple[tuple[str, int, int, int], ...] = ()
     params: int = field(init=False)
     flops: int = field(init=False)
     bytes: int = field(init=False)
+    ops: int = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in ("params", "flops", "bytes"):
+        for name in ("params", "flops", "bytes", "ops"):
             object.__setattr__(self, name, sum(getattr(p, name) for p in self.parts))
 
     def to_dict(self) -> dict[str, Any]:
         return {"workload": self.workload.to_dict(), "params": self.params, "flops": self.flops,
-                "bytes": self.bytes, "parts": [asdict(p) for p in self.parts]}
+                "bytes": self.bytes, "ops": self.ops, "parts": [asdict(p) for p in self.parts]}
 
 
 # ---- per-layer counts ---------------------------------------------------------------------------
@@ -172,9 +177,29 @@ def _cross(layer: Layer, embed: int, head_dim: int, q: int, memory: int, project
     return flops, act * db
 
 
+# Tensor operations one block dispatches, as supernet/functional.py and the kernels run them: norms,
+# projections, head reshapes, residual adds, then the attention core. Estimates for the overhead term
+# of a latency model (calibration scales them), not an exact trace.
+_BLOCK_OPS = 19
+_CROSS_OPS, _CROSS_MEMORY_OPS = 8, 4
+
+
+def _attention_ops(layer: Layer, q: int, decode: bool) -> int:
+    gqa = 2 if layer.kv_heads != layer.heads else 0
+    if layer.attn == "softmax":
+        return 3 if decode else 1
+    if layer.attn == "window":
+        return 5 if decode else 7
+    if layer.attn == "linear":
+        return 7 + gqa + 18 * -(-q // 64) + (0 if decode else 1)
+    if layer.attn == "linformer":
+        return 5
+    return 12 + gqa  # fastformer
+
+
 def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: int, db: int,
-                memory: int = 0, project_memory: bool = False) -> list[tuple[str, int, int]]:
-    """(part, flops, bytes) of one invocation of a stack over q new tokens."""
+                memory: int = 0, project_memory: bool = False, decode: bool = False) -> list[tuple[str, int, int, int]]:
+    """(part, flops, bytes, ops) of one invocation of a stack over q new tokens."""
     stack = getattr(arch, name)
     causal = name == "decoder"
     enc_embed = arch.encoder.embed if arch.encoder else None
@@ -187,12 +212,15 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
             f3, b3 = _cross(layer, stack.embed, arch.head_dim, q, memory, project_memory, enc_embed, db)
             flops, act = flops + f3, act + b3
         weights = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed) * db
-        out.append((f"{name}.layers[{i}]", batch * flops, batch * act + weights))
+        ops = _BLOCK_OPS + _attention_ops(layer, q, decode)
+        if layer.cross_layers is not None:
+            ops += _CROSS_OPS + (_CROSS_MEMORY_OPS if project_memory else 0)
+        out.append((f"{name}.layers[{i}]", batch * flops, batch * act + weights, ops))
     emb_bytes = batch * q * stack.embed * db * 2 + q * stack.embed * db  # token rows + position rows
-    out.append((f"{name}.embedding", 0, emb_bytes))
+    out.append((f"{name}.embedding", 0, emb_bytes, 3))
     if head_q:  # logits through the tied embedding, for head_q positions
         out.append((f"{name}.head", batch * 2 * head_q * stack.embed * arch.vocab_size,
-                    arch.vocab_size * stack.embed * db + batch * head_q * (stack.embed + arch.vocab_size) * db))
+                    arch.vocab_size * stack.embed * db + batch * head_q * (stack.embed + arch.vocab_size) * db, 3))
     return out
 
 
@@ -213,31 +241,33 @@ def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int
     if arch.kind == "encoder-decoder" and w.gen_tokens > arch.max_len:
         raise ArchError(f"workload gen={w.gen_tokens} exceeds max_len={arch.max_len}")
 
-    runs: list[tuple[str, int, int]] = []
+    runs: list[tuple[str, int, int, int]] = []
     if arch.kind == "encoder":
         runs += _stack_pass(arch, "encoder", 0, n, b, n, db)
     elif arch.kind == "decoder":
         runs += _stack_pass(arch, "decoder", 0, n, b, 1 if w.generation else n, db)
         for t in range(w.gen_tokens):
-            runs += _stack_pass(arch, "decoder", n + t, 1, b, 1, db)
+            runs += _stack_pass(arch, "decoder", n + t, 1, b, 1, db, decode=True)
     else:
         runs += _stack_pass(arch, "encoder", 0, n, b, 0, db)
         if w.generation:  # from BOS, one token per step; the memory's K/V are projected at step 0
             for t in range(w.gen_tokens):
-                runs += _stack_pass(arch, "decoder", t, 1, b, 1, db, memory=n, project_memory=t == 0)
+                runs += _stack_pass(arch, "decoder", t, 1, b, 1, db, memory=n, project_memory=t == 0, decode=True)
         else:
             runs += _stack_pass(arch, "decoder", 0, n, b, n, db, memory=n, project_memory=True)
 
     flops: dict[str, int] = {}
     moved: dict[str, int] = {}
-    for part, f, by in runs:
+    ops: dict[str, int] = {}
+    for part, f, by, n_ops in runs:
         flops[part] = flops.get(part, 0) + f
         moved[part] = moved.get(part, 0) + by
+        ops[part] = ops.get(part, 0) + n_ops
     enc_embed = arch.encoder.embed if arch.encoder else None
     params = {}
     for name, stack in arch.stacks:
         for i, layer in enumerate(stack.layers):
             params[f"{name}.layers[{i}]"] = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed)
         params[f"{name}.embedding"] = embedding_params(arch, name)
-    parts = tuple(PartCost(p, params.get(p, 0), flops[p], moved[p]) for p in flops)
-    return Cost(workload=w, parts=parts)
+    parts = tuple(PartCost(p, params.get(p, 0), flops[p], moved[p], ops[p]) for p in flops)
+    return Cost(workload=w, parts=parts, invocations=tuple(runs))

@@ -1,0 +1,92 @@
+"""Latency datasets: one CSV row per (arch, workload, hardware), appended as profiling goes.
+
+Each row carries the arch (JSON), its analytic costs, the timing (median, spread, samples) and the
+metadata of the device it was measured on. Rows are appended with one write + fsync each, so a
+killed run loses at most the row being written; `read_dataset` drops a torn last line and a resumed
+run skips every (arch, workload) already present.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from space import Arch, analytic_cost
+from space.errors import UserError
+
+COLUMNS = ["hardware", "space", "workload", "arch_id", "median_s", "spread", "n_samples", "remeasured",
+           "params", "flops", "bytes", "ops", "device", "device_name", "cpu_model", "threads", "torch", "date", "arch"]
+
+
+def row_for(arch: Arch, workload, hardware: str, space: str, timing, meta: dict[str, Any]) -> dict[str, Any]:
+    cost = analytic_cost(arch, workload)
+    return {"hardware": hardware, "space": space, "workload": str(workload), "arch_id": arch.id,
+            "median_s": timing.median, "spread": timing.spread, "n_samples": len(timing.samples),
+            "remeasured": timing.remeasured, "params": cost.params, "flops": cost.flops, "bytes": cost.bytes,
+            "ops": cost.ops, **{k: meta.get(k) for k in ("device", "device_name", "cpu_model", "threads", "torch", "date")},
+            "arch": arch.to_json()}
+
+
+def _heal(path: Path) -> None:
+    """A kill mid-write can leave a torn last line: cut the file back to its last newline."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read()
+        f.truncate(data.rfind(b"\n") + 1)
+
+
+def append_rows(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _heal(path)
+    new = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        for row in rows:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="raise")
+            if new:
+                writer.writeheader()
+                new = False
+            writer.writerow(row)
+            f.write(buf.getvalue())  # the header and the row in one write
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def read_dataset(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no latency dataset; measure one with `nas profile --hardware NAME`")
+    if os.access(path, os.W_OK):
+        _heal(path)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"{path}: not a latency dataset ({str(e).splitlines()[0]})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: not a latency dataset (missing columns: {', '.join(missing)})")
+    return df
+
+
+def done_keys(path: str | Path) -> set[tuple[str, str, str]]:
+    """(hardware, workload, arch_id) already measured: what a resumed run skips."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return set()
+    df = read_dataset(path)
+    return set(zip(df["hardware"], df["workload"], df["arch_id"]))
+
+
+def archs_of(df: pd.DataFrame) -> list[Arch]:
+    return [Arch.from_dict(json.loads(a)) for a in df["arch"]]

@@ -1,0 +1,114 @@
+"""The hardware registry: spec sheets in configs/hardware/*.yaml (or any YAML path).
+
+A profile gives what a roofline model needs (peak FLOP/s per dtype, memory bandwidth, a per-op
+overhead) and where each number comes from. Whether a profile is *measured* (a latency dataset and
+a fitted predictor exist for it), *calibrated* (a few measurements adjust the analytic model) or
+*analytic only* is decided by what the store holds, not by the YAML.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from space.errors import UserError
+
+KINDS = ("cpu", "gpu")
+_KEYS = ("name", "description", "kind", "device", "dtype", "threads", "peak_flops", "memory_bandwidth",
+         "op_overhead", "sources", "measured")
+
+
+class HardwareError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class Hardware:
+    name: str
+    description: str
+    kind: str  # cpu | gpu
+    device: str  # the torch device it profiles on: cpu | cuda
+    peak_flops: dict[str, float]  # FLOP/s per dtype, dense
+    memory_bandwidth: float  # bytes/s
+    op_overhead: float  # seconds per dispatched tensor op (launch + framework dispatch)
+    dtype: str = "fp32"
+    threads: int | None = None
+    sources: tuple[str, ...] = ()
+    measured: dict[str, Any] = field(default_factory=dict)  # how this profile's own numbers were measured
+
+    @property
+    def peak(self) -> float:
+        return self.peak_flops[self.dtype]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sources"] = list(self.sources)
+        return d
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, str):  # YAML 1.1 reads 19.5e12 (no sign in the exponent) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise HardwareError(f"{where}={value!r} must be a positive number")
+    return float(value)
+
+
+def hardware_from_dict(d: Any, where: str) -> Hardware:
+    if not isinstance(d, dict):
+        raise HardwareError(f"{where}: expected a mapping of hardware fields")
+    for key in d:
+        if key not in _KEYS:
+            raise HardwareError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(_KEYS)}")
+    for key in ("name", "kind", "device", "peak_flops", "memory_bandwidth", "op_overhead"):
+        if key not in d:
+            raise HardwareError(f"{where}: missing key {key!r}")
+    if d["kind"] not in KINDS:
+        raise HardwareError(f"{where}.kind={d['kind']!r}; allowed: {', '.join(KINDS)}")
+    if d["device"] not in ("cpu", "cuda"):
+        raise HardwareError(f"{where}.device={d['device']!r}; allowed: cpu, cuda")
+    peaks = d["peak_flops"]
+    if not isinstance(peaks, dict) or not peaks:
+        raise HardwareError(f"{where}.peak_flops: expected a mapping dtype -> FLOP/s, e.g. {{fp32: 19.5e12}}")
+    peaks = {str(k): _positive(v, f"{where}.peak_flops.{k}") for k, v in peaks.items()}
+    dtype = d.get("dtype", "fp32")
+    if dtype not in peaks:
+        raise HardwareError(f"{where}.dtype={dtype!r} has no peak_flops entry; given: {', '.join(peaks)}")
+    threads = d.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise HardwareError(f"{where}.threads={threads!r} must be a positive integer")
+    return Hardware(name=str(d["name"]), description=str(d.get("description", "")), kind=d["kind"],
+                    device=d["device"], peak_flops=peaks,
+                    memory_bandwidth=_positive(d["memory_bandwidth"], f"{where}.memory_bandwidth"),
+                    op_overhead=_positive(d["op_overhead"], f"{where}.op_overhead"), dtype=dtype, threads=threads,
+                    sources=tuple(str(s) for s in d.get("sources", ())), measured=dict(d.get("measured") or {}))
+
+
+def hardware_dir() -> Path:
+    from configs import config_dir
+    return config_dir() / "hardware"
+
+
+def builtin_hardware() -> list[str]:
+    return sorted(p.stem for p in hardware_dir().glob("*.yaml"))
+
+
+def load_hardware(name_or_path: str | Path) -> Hardware:
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = hardware_dir() / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise HardwareError(f"unknown hardware {str(name_or_path)!r}; known: {', '.join(builtin_hardware())} "
+                                "(or give a path to a YAML spec; see `nas hardware show a100` for the fields)")
+    if not path.is_file():
+        raise HardwareError(f"{path}: no such hardware file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise HardwareError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return hardware_from_dict(data, path.name)

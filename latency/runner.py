@@ -1,0 +1,70 @@
+"""What is timed: an arch's standalone SubTransformer running a workload on a device.
+
+Latency does not depend on the weights' values, so models are built freshly initialised (no
+supernet needed). A forward workload is one pass over batch x length; a generation workload is a
+prefill of the prompt (the source, for encoder-decoder) plus `gen_tokens` greedy decode steps with
+the cache, exactly as `space.cost.analytic_cost` counts it.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import torch
+
+from space import Arch, Workload
+from supernet.corpus import ByteTokenizer
+from supernet.functional import Cache
+from supernet.subnet import SubTransformer
+
+
+def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0) -> Callable[[], None]:
+    model = SubTransformer(arch).reset_parameters(seed).to(device).eval()
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, min(arch.vocab_size, 256), (workload.batch, workload.seq_len), generator=g).to(device)
+    bos = torch.full((workload.batch, 1), min(ByteTokenizer.BOS, arch.vocab_size - 1), device=device)
+
+    @torch.inference_mode()
+    def run() -> None:
+        if arch.kind == "encoder" or not workload.generation:
+            if arch.kind == "encoder-decoder":
+                model(tokens, src=tokens)
+            else:
+                model(tokens)
+            return
+        cache = Cache()
+        if arch.kind == "decoder":
+            logits = model(tokens, cache=cache, last_only=True)
+            steps = workload.gen_tokens
+        else:  # the first decoder step also encodes the source
+            logits = model(bos, src=tokens, cache=cache, last_only=True)
+            steps = workload.gen_tokens - 1
+        for _ in range(steps):
+            logits = model(logits.argmax(-1), cache=cache, last_only=True)
+
+    return run
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_metadata(device: str) -> dict[str, Any]:
+    """Recorded with every row: what was measured where."""
+    meta = {"device": device, "cpu_model": cpu_model(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if device == "cuda":
+        meta["device_name"] = torch.cuda.get_device_name()
+        meta["cuda"] = torch.version.cuda
+    else:
+        meta["device_name"] = meta["cpu_model"]
+    return meta
