@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency.dataset import archs_of, read_dataset  # noqa: E402
+from latency.dataset import archs_of, latency_target, read_dataset  # noqa: E402
 from latency.features import feature_names, featurize  # noqa: E402
 from latency.fit import FEW_SHOT, flops_baseline, select_rows  # noqa: E402
 from latency.hardware import load_hardware  # noqa: E402
@@ -38,25 +38,30 @@ def cross_validate(x, y, names, folds: int, seed: int) -> dict[str, np.ndarray]:
             preds[kind][test] = make_predictor(kind, names, seed=seed).fit(x[train], y[train]).predict(x[test])
         few = train[:FEW_SHOT]
         preds[f"calibrated ({FEW_SHOT} samples)"][test] = (
-            make_predictor("calibrated", names, seed=seed).fit(x[few], y[few]).predict(x[test]))
+            make_predictor("calibrated", names).fit(x[few], y[few]).predict(x[test]))
         preds["analytic"][test] = make_predictor("analytic", names).predict(x[test])
         preds["flops only"][test] = flops_baseline(x[train], y[train], x[test], names)
     return preds
 
 
 def repeat_measurements(rows, space, hw, workload, n: int):
-    """Measures the first n archs of the dataset again, with the same protocol."""
+    """Measures the first n archs of the dataset again, later, with the same protocol and the same
+    reference arch: (first target, repeated target, first raw median, repeated raw median)."""
     import torch
-    from latency.profile import time_group
+    from latency.profile import reference_arch, time_group
     from latency.protocol import TimingProtocol
     if hw.threads:
         torch.set_num_threads(hw.threads)
     archs = archs_of(rows.iloc[:n])
-    again = []
+    scale = rows.ref_s.median()  # the dataset's reference median, as latency_target uses
+    again, raw = [], []
     for i in range(0, len(archs), 8):
-        timings, _ = time_group(archs[i:i + 8], workload, hw.device, TimingProtocol(), hw.threads)
-        again += [t.median for t in timings]
-    return rows.median_s.to_numpy()[:n], np.asarray(again)
+        timings, _ = time_group(archs[i:i + 8], workload, hw.device, TimingProtocol(), hw.threads,
+                                reference=reference_arch(space))
+        again += [t.ratio * scale for t in timings]
+        raw += [t.median for t in timings]
+    first = latency_target(rows).to_numpy()[:n]
+    return first, np.asarray(again), rows.median_s.to_numpy()[:n], np.asarray(raw)
 
 
 def main() -> None:
@@ -74,7 +79,7 @@ def main() -> None:
     rows = select_rows(read_dataset(path), hw, space, space.workload)
     names = feature_names(space)
     x = featurize(archs_of(rows), space, space.workload, hw)
-    y = rows.median_s.to_numpy(dtype=np.float64)
+    y = latency_target(rows).to_numpy(dtype=np.float64)
     t0 = time.time()
     preds = cross_validate(x, y, names, args.folds, args.seed)
     results = {"dataset": str(path), "rows": len(rows), "folds": args.folds, "hardware": hw.name,
@@ -82,8 +87,9 @@ def main() -> None:
                "metrics": {k: latency_metrics(y, p) for k, p in preds.items()},
                "spread": {"median": float(rows.spread.median()), "p90": float(rows.spread.quantile(0.9))}}
     if args.repeat:
-        first, again = repeat_measurements(rows, space, hw, space.workload, args.repeat)
+        first, again, first_raw, again_raw = repeat_measurements(rows, space, hw, space.workload, args.repeat)
         results["repeatability"] = latency_metrics(first, again)
+        results["repeatability_raw"] = latency_metrics(first_raw, again_raw)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "predictor.json").write_text(json.dumps(results, indent=2))
@@ -91,7 +97,8 @@ def main() -> None:
     print(f"| model | RMSE (ms) | MAPE | within ±5% | within ±10% | Kendall τ |\n|---|---|---|---|---|---|")
     table = dict(results["metrics"])
     if "repeatability" in results:
-        table["repeat measurement (floor)"] = results["repeatability"]
+        table["repeat measurement, reference-normalised (floor)"] = results["repeatability"]
+        table["repeat measurement, raw medians"] = results["repeatability_raw"]
     for k, m in table.items():
         print(f"| {k} | {m['rmse_ms']:.3f} | {m['mape']:.1f}% | {m['within_5']:.1%} | {m['within_10']:.1%} | "
               f"{m['kendall_tau']:.3f} |")

@@ -20,14 +20,16 @@ from space import Arch, analytic_cost
 from space.errors import UserError
 
 COLUMNS = ["hardware", "space", "workload", "arch_id", "median_s", "spread", "n_samples", "remeasured",
-           "params", "flops", "bytes", "ops", "device", "device_name", "cpu_model", "threads", "torch", "date", "arch"]
+           "ref_ratio", "ref_s", "ref_id", "params", "flops", "bytes", "ops", "device", "device_name", "cpu_model",
+           "threads", "torch", "date", "arch"]
 
 
 def row_for(arch: Arch, workload, hardware: str, space: str, timing, meta: dict[str, Any]) -> dict[str, Any]:
     cost = analytic_cost(arch, workload)
     return {"hardware": hardware, "space": space, "workload": str(workload), "arch_id": arch.id,
             "median_s": timing.median, "spread": timing.spread, "n_samples": len(timing.samples),
-            "remeasured": timing.remeasured, "params": cost.params, "flops": cost.flops, "bytes": cost.bytes,
+            "remeasured": timing.remeasured, "ref_ratio": timing.ratio, "ref_s": meta.get("ref_s"),
+            "ref_id": meta.get("ref_id"), "params": cost.params, "flops": cost.flops, "bytes": cost.bytes,
             "ops": cost.ops, **{k: meta.get(k) for k in ("device", "device_name", "cpu_model", "threads", "torch", "date")},
             "arch": arch.to_json()}
 
@@ -67,7 +69,7 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no latency dataset; measure one with `nas profile --hardware NAME`")
-    if os.access(path, os.W_OK):
+    if path.suffix == ".csv" and os.access(path, os.W_OK):
         _heal(path)
     try:
         df = pd.read_csv(path)
@@ -86,6 +88,18 @@ def done_keys(path: str | Path) -> set[tuple[str, str, str]]:
         return set()
     df = read_dataset(path)
     return set(zip(df["hardware"], df["workload"], df["arch_id"]))
+
+
+def latency_target(df: pd.DataFrame) -> "pd.Series":
+    """The latency a predictor learns, in seconds: each arch's ratio to the reference arch timed in
+    the same rounds, times the reference's median over the whole dataset. The machine's drift
+    between groups (measured here: 0.6x to 1.5x within minutes) cancels in the ratio; rows without
+    a reference fall back to their raw median."""
+    if "ref_ratio" not in df or df.ref_ratio.isna().all():
+        return df.median_s
+    ref = df.groupby("ref_id").ref_s.median()
+    scale = df.ref_id.map(ref)
+    return (df.ref_ratio * scale).fillna(df.median_s)
 
 
 def archs_of(df: pd.DataFrame) -> list[Arch]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latency.dataset import archs_of
+from latency.dataset import archs_of, latency_target
 from latency.features import FEATURE_VERSION, feature_names, featurize
 from latency.hardware import Hardware
 from latency.metrics import latency_metrics
@@ -49,21 +49,24 @@ def fit_and_report(df: pd.DataFrame, hw: Hardware, space: SearchSpace, workload:
     rows = select_rows(df, hw, space, workload)
     names = feature_names(space)
     x = featurize(archs_of(rows), space, workload, hw)
-    y = rows.median_s.to_numpy(dtype=np.float64)
+    y = latency_target(rows).to_numpy(dtype=np.float64)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
     n_test = max(2, int(round(test_fraction * len(rows))))
     test, train = order[:n_test], order[n_test:]
-    preds = {predictor: make_predictor(predictor, names, seed=seed).fit(x[train], y[train]).predict(x[test]),
+    def fresh(kind: str):
+        return make_predictor(kind, names, **({"seed": seed} if kind in ("gbt", "mlp") else {}))
+
+    preds = {predictor: fresh(predictor).fit(x[train], y[train]).predict(x[test]),
              "flops only": flops_baseline(x[train], y[train], x[test], names),
              "analytic (uncalibrated)": make_predictor("analytic", names).predict(x[test])}
     few = train[:FEW_SHOT]
-    preds[f"calibrated ({len(few)} samples)"] = make_predictor("calibrated", names, seed=seed).fit(x[few], y[few]).predict(x[test])
+    preds[f"calibrated ({len(few)} samples)"] = make_predictor("calibrated", names).fit(x[few], y[few]).predict(x[test])
     metrics = {name: latency_metrics(y[test], p) for name, p in preds.items()}
     table = rows.iloc[test][["arch_id", "median_s", "spread"]].copy()
     for name, p in preds.items():
         table[name] = p
-    final = make_predictor(predictor, names, seed=seed).fit(x, y)
+    final = fresh(predictor).fit(x, y)
     spread = rows.spread.to_numpy()
     repeat = {"median_spread": float(np.median(spread)), "p90_spread": float(np.quantile(spread, 0.9))}
     return FitResult(final, metrics, table, repeat, len(rows))

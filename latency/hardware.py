@@ -11,8 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from space._io import named_config, read_yaml
 from space.errors import UserError
 
 KINDS = ("cpu", "gpu")
@@ -99,16 +98,6 @@ def builtin_hardware() -> list[str]:
 
 
 def load_hardware(name_or_path: str | Path) -> Hardware:
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = hardware_dir() / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise HardwareError(f"unknown hardware {str(name_or_path)!r}; known: {', '.join(builtin_hardware())} "
-                                "(or give a path to a YAML spec; see `nas hardware show a100` for the fields)")
-    if not path.is_file():
-        raise HardwareError(f"{path}: no such hardware file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise HardwareError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return hardware_from_dict(data, path.name)
+    path = named_config(name_or_path, hardware_dir(), "hardware", HardwareError,
+                        "; see `nas hardware show a100` for the fields")
+    return hardware_from_dict(read_yaml(path, HardwareError), path.name)

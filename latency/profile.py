@@ -37,16 +37,30 @@ def check_device(hw: Hardware) -> str:
     return hw.device
 
 
+def reference_arch(space: SearchSpace) -> Arch:
+    """A fixed mid-sized arch timed in every group: the yardstick that cancels the machine's drift."""
+    return space.sample(make_rng(10**6))
+
+
 def time_group(archs: list[Arch], workload: Workload, device: str, protocol: TimingProtocol,
-               threads: int | None = None, timer: Timer | None = None) -> tuple[list[Any], dict[str, Any]]:
-    """Timings of a group of archs measured together (interleaved), and the device metadata.
-    Runs wherever it is called: locally, or inside a Ray task on the device's node."""
+               threads: int | None = None, timer: Timer | None = None,
+               reference: Arch | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """Timings of a group of archs measured together (interleaved), and the device metadata (with
+    the reference's own timing in this group as `ref_s`). Runs wherever it is called: locally, or
+    inside a Ray task on the device's node."""
     if threads:
         torch.set_num_threads(threads)  # also inside Ray workers, which are reused between tasks
     models = {a.id: build(a, workload, device) for a in archs}
+    ref_key = None
+    if reference is not None:
+        ref_key = ("reference", reference.id)
+        models[ref_key] = build(reference, workload, device)
     timer = timer or (cuda_timer if device == "cuda" else cpu_timer)
-    timings = measure(models, protocol, timer)
-    return [timings[a.id] for a in archs], device_metadata(device)
+    timings = measure(models, protocol, timer, reference=ref_key)
+    meta = device_metadata(device)
+    if ref_key is not None:
+        meta.update(ref_s=timings[ref_key].median, ref_id=reference.id)
+    return [timings[a.id] for a in archs], meta
 
 
 def profile(space: SearchSpace, hw: Hardware, workload: Workload, samples: int, out: Path, *, seed: int = 0,
@@ -60,10 +74,11 @@ def profile(space: SearchSpace, hw: Hardware, workload: Workload, samples: int, 
     if run_group is None:
         check_device(hw)
         run_group = time_group
+    reference = reference_arch(space)
     added = 0
     for i in range(0, len(todo), group):
         chunk = todo[i:i + group]
-        timings, meta = run_group(chunk, workload, hw.device, protocol, threads)
+        timings, meta = run_group(chunk, workload, hw.device, protocol, threads, reference=reference)
         append_rows(out, [row_for(a, workload, hw.name, space.name, t, meta) for a, t in zip(chunk, timings)])
         added += len(chunk)
         if progress:

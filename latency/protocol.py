@@ -65,6 +65,7 @@ class Timing:
     spread: float  # relative IQR: (q75 - q25) / median
     samples: tuple[float, ...]
     remeasured: int  # extra rounds this model took part in
+    ratio: float | None = None  # median over rounds of (this model / the reference model, same round)
 
 
 def relative_iqr(samples: list[float]) -> float:
@@ -76,19 +77,30 @@ def relative_iqr(samples: list[float]) -> float:
 
 
 def measure(models: dict[Hashable, Callable[[], object]], protocol: TimingProtocol = TimingProtocol(),
-            timer: Timer = cpu_timer) -> dict[Hashable, Timing]:
-    """Times every model of the group with the protocol; returns one Timing per key."""
+            timer: Timer = cpu_timer, reference: Hashable | None = None) -> dict[Hashable, Timing]:
+    """Times every model of the group with the protocol; returns one Timing per key.
+
+    With a `reference` (one of the keys, a fixed model timed in every group), each model also gets
+    the median of its per-round ratio to the reference: the machine's slow drift between groups
+    (minutes apart) multiplies both and cancels in the ratio. The reference takes part in every
+    extra round."""
     keys = list(models)
     for key in keys:
         for _ in range(protocol.warmup):
             models[key]()
     samples: dict[Hashable, list[float]] = {k: [] for k in keys}
+    ratios: dict[Hashable, list[float]] = {k: [] for k in keys}
     extra = {k: 0 for k in keys}
 
     def one_round(subset: list[Hashable], r: int) -> None:
         shift = r % len(subset)  # rotate the order: no model is always first after a pause
+        now = {}
         for key in subset[shift:] + subset[:shift]:
-            samples[key].append(timer(models[key], protocol.reps))
+            now[key] = timer(models[key], protocol.reps)
+            samples[key].append(now[key])
+        if reference is not None:
+            for key, t in now.items():
+                ratios[key].append(t / now[reference])
 
     for r in range(protocol.rounds):
         one_round(keys, r)
@@ -96,8 +108,10 @@ def measure(models: dict[Hashable, Callable[[], object]], protocol: TimingProtoc
         wide = [k for k in keys if relative_iqr(samples[k]) > protocol.max_spread]
         if not wide:
             break
+        if reference is not None and reference not in wide:
+            wide.append(reference)
         one_round(wide, r)
         for k in wide:
             extra[k] += 1
-    return {k: Timing(statistics.median(samples[k]), relative_iqr(samples[k]), tuple(samples[k]), extra[k])
-            for k in keys}
+    return {k: Timing(statistics.median(samples[k]), relative_iqr(samples[k]), tuple(samples[k]), extra[k],
+                      statistics.median(ratios[k]) if ratios[k] else None) for k in keys}

@@ -30,11 +30,11 @@ def ray_group_runner(hw: Hardware, address: str, object_store_mb: int = 256):
                         f"`ray start --address ... --resources '{{\"{hw.name}\": 1}}'`")
 
     @ray.remote(num_cpus=1, max_retries=2, **resources)
-    def timed_group(archs, workload, device, protocol, threads):
+    def timed_group(archs, workload, device, protocol, threads, reference):
         from latency.profile import time_group
-        return time_group(archs, workload, device, protocol, threads)
+        return time_group(archs, workload, device, protocol, threads, reference=reference)
 
-    def run_group(archs, workload, device, protocol, threads):
-        return ray.get(timed_group.remote(archs, workload, device, protocol, threads))
+    def run_group(archs, workload, device, protocol, threads, reference=None):
+        return ray.get(timed_group.remote(archs, workload, device, protocol, threads, reference))
 
     return run_group

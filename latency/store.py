@@ -47,7 +47,7 @@ def find_bundle(hardware: str, space: str, workload: Workload) -> Path | None:
 
 
 def find_dataset(hardware: str) -> Path | None:
-    for path in (dataset_path(hardware), shipped_root() / hardware / "latency.csv.gz", shipped_root() / hardware / "latency.csv"):
+    for path in (dataset_path(hardware), shipped_root() / hardware / "latency.csv"):
         if path.is_file():
             return path
     return None

@@ -10,9 +10,11 @@ import sys
 import click
 
 from nas._errors import USER_ERRORS
-from nas.space_cli import space
+from nas.export_cli import export_cmd, retrain_cmd
 from nas.latency_cli import fit_predictor_cmd, hardware_cmd, predict_cmd, profile_cmd
-from nas.supernet_cli import evaluate_cmd, export_cmd, generate_cmd, train_supernet_cmd
+from nas.search_cli import search_cmd
+from nas.space_cli import space
+from nas.supernet_cli import evaluate_cmd, generate_cmd, train_supernet_cmd
 
 WORKFLOW = """\b
 Hardware-aware neural architecture search for Transformers.
@@ -29,27 +31,8 @@ def cli() -> None:
 
 
 for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd, profile_cmd, predict_cmd,
-                 hardware_cmd, fit_predictor_cmd):
+                 hardware_cmd, fit_predictor_cmd, search_cmd, retrain_cmd):
     cli.add_command(_command)
-
-# Stages later issues build. Each says so in one line and exits 2, so scripts can tell.
-_PLANNED = {
-    "search": ("Search the most accurate arch within a latency budget.", "the search issue (#5)"),
-    "retrain": ("Retrain an exported SubTransformer and measure it.", "the search issue (#5)"),
-}
-
-
-def _planned(name: str, summary: str, where: str) -> click.Command:
-    @click.command(name, help=f"{summary} (not built yet: arrives with {where})",
-                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-    def command() -> None:
-        click.echo(f"nas {name}: not built yet; it arrives with {where}.", err=True)
-        sys.exit(2)
-    return command
-
-
-for _name, (_summary, _where) in _PLANNED.items():
-    cli.add_command(_planned(_name, _summary, _where))
 
 
 def main(argv: list[str] | None = None) -> None:

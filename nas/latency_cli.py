@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from nas.progress import console, progress
+from nas.progress import console, progress, stdout_console
 from space import Workload, load_archs, load_space
 from space.errors import UserError
 
@@ -71,7 +70,7 @@ def hardware_cmd(action: str, name: str | None, space_name: str) -> None:
     from latency.hardware import builtin_hardware, load_hardware
     from latency.model import predictor_status
     space = load_space(space_name)
-    out = Console()
+    out = stdout_console()
     if action == "list":
         table = Table("hardware", "kind", "peak FP32", "bandwidth", f"predictor for {space.name}", "description",
                       box=None)
@@ -117,7 +116,7 @@ def predict_cmd(hw_name, arch_file, space_name, workload):
                   title=f"{hw.name}, workload {w}", title_justify="left")
     for a, s, r in zip(archs, seconds, rel):
         table.add_row(a.id, f"{s * 1e3:.3f} ms", f"± {r:.0%}", model.source)
-    Console().print(table)
+    stdout_console().print(table)
     if model.source == "analytic":
         console.print(f"note: {hw.name} has no measurements here; this is the analytic roofline model "
                       f"(run `nas profile --hardware {hw.name}` on that device to measure it)")
@@ -159,7 +158,7 @@ def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, 
     for name, m in result.metrics.items():
         table.add_row(name, f"{m['rmse_ms']:.3f} ms", f"{m['mape']:.1f}%", f"{m['within_5']:.1%}",
                       f"{m['within_10']:.1%}", f"{m['kendall_tau']:.3f}")
-    Console().print(table)
+    stdout_console().print(table)
     console.print(f"measurement repeatability: median spread (relative IQR of rounds) "
                   f"{result.repeatability['median_spread']:.1%}, 90th percentile {result.repeatability['p90_spread']:.1%}")
     target = Path(out) if out else bundle_path(hw.name, space.name, w)

@@ -83,3 +83,9 @@ def progress(description: str, total: int, unit: str = "it", every: float = 10.0
             yield bar
     else:
         yield bar
+
+
+def stdout_console() -> Console:
+    """Tables go to stdout; in a pipe or a log they keep their full width instead of wrapping at 80."""
+    c = Console()
+    return c if c.is_terminal else Console(width=200)

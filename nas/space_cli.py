@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from nas.progress import stdout_console
 from space import ATTENTION_TYPES, Arch, SearchSpace, Workload, analytic_cost, builtin_spaces, load_space
 from space.arch import dump_yaml
 
@@ -46,7 +46,7 @@ def list_cmd() -> None:
     for name in builtin_spaces():
         s = load_space(name)
         table.add_row(name, s.kind, f"{s.size():.2e}", s.description.split(". ")[0].rstrip(".") + ".")
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @space.command("show", help="Dimensions, choices, size, and the smallest and largest arch with their cost.")
@@ -56,7 +56,7 @@ def list_cmd() -> None:
 def show_cmd(space_name: str, workload: str | None) -> None:
     s = load_space(space_name)
     w = Workload.parse(workload, base=s.workload) if workload else s.workload
-    con = Console()
+    con = stdout_console()
     con.print(f"[bold]{s.name}[/bold]  ({s.kind})  {s.description}")
     con.print(f"head size {s.head_dim}, vocabulary {s.vocab_size}, max length {s.max_len}")
     for name, ss in s.stacks:

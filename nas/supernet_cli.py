@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from nas.progress import console, progress
+from nas.progress import console, progress, stdout_console
 from space import Arch, SearchSpace, load_archs, load_space
 from space.errors import UserError
 
@@ -119,37 +118,7 @@ def evaluate_cmd(supernet_dir: str, arch_file: str, batches: int | None) -> None
             table.add_row(a.id, f"{analytic_cost(a).params:,}", f"{loss:.4f}", f"{perplexity(loss):.3f}",
                           f"{bits_per_token(loss):.3f}")
             bar.advance()
-    Console().print(table)
-
-
-def export_from_supernet(supernet_dir: str, arch: Arch, out: str, meta: dict[str, Any]) -> Path:
-    from supernet.subnet import extract, save
-    from supernet.train import load_supernet
-    model, ck = load_supernet(supernet_dir)
-    sub = extract(model, arch)
-    return save(sub, out, meta={"tokenizer": ck["meta"].get("tokenizer", "bytes"), "task": ck["meta"].get("task"),
-                                "supernet": str(Path(supernet_dir).resolve()), **meta})
-
-
-@click.command("export")
-@click.argument("run", required=False, metavar="[RUN]")
-@click.option("--rank", default=1, show_default=True, type=click.IntRange(min=1), help="Which arch of RUN's ranking.")
-@click.option("--supernet", "supernet_dir", default=None, type=click.Path(file_okay=False),
-              help="Export an arch of your own from this supernet (with --arch) instead of a search run.")
-@click.option("--arch", "arch_file", default=None, type=click.Path(dir_okay=False), help="YAML with one arch.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the model to.")
-def export_cmd(run: str | None, rank: int, supernet_dir: str | None, arch_file: str | None, out: str) -> None:
-    """Export an arch as a standalone SubTransformer folder."""
-    if supernet_dir is None or arch_file is None:
-        if run is None:
-            raise UserError("export: give a search RUN folder, or --supernet DIR with --arch FILE")
-        raise UserError("export RUN: search runs arrive with the search issue (#5); "
-                        "use --supernet DIR --arch FILE meanwhile")
-    archs = load_archs(arch_file)
-    if len(archs) != 1:
-        raise UserError(f"{arch_file}: holds {len(archs)} archs; export takes exactly one")
-    folder = export_from_supernet(supernet_dir, archs[0], out, meta={})
-    console.print(f"exported {archs[0].id} to {folder} (config.json + model.safetensors)")
+    stdout_console().print(table)
 
 
 @click.command("generate")

@@ -252,10 +252,8 @@ def load_archs(path: str | Path) -> list[Arch]:
     path = Path(path)
     if not path.is_file():
         raise ArchError(f"{path}: no such arch file; write one with `nas space sample NAME -n 1 > {path.name}`")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ArchError(f"{path}: not valid YAML or JSON ({str(e).splitlines()[0]})") from None
+    from space._io import read_yaml
+    data = read_yaml(path, ArchError)
     items = data if isinstance(data, list) else [data]
     if not items or items == [None]:
         raise ArchError(f"{path}: holds no arch")

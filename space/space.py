@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from space._io import named_config, read_yaml
 from space.arch import ATTENTION_TYPES, KINDS, Arch, ArchError, Layer, Stack
 from space.cost import Workload
 
@@ -441,19 +441,8 @@ def builtin_spaces() -> list[str]:
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """A shipped space by name (`lm-shakespeare`) or any YAML file."""
     from configs import config_dir
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = config_dir() / "spaces" / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise ArchError(f"unknown space {str(name_or_path)!r}; shipped spaces: {', '.join(builtin_spaces())}"
-                            " (or give a path to a YAML file)")
-    if not path.is_file():
-        raise ArchError(f"{path}: no such space file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ArchError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return space_from_dict(data, where=path.name)
+    path = named_config(name_or_path, config_dir() / "spaces", "space", ArchError)
+    return space_from_dict(read_yaml(path, ArchError), where=path.name)
 
 
 __all__ = ["SearchSpace", "StackSpace", "load_space", "space_from_dict", "builtin_spaces", "make_rng"]

@@ -202,25 +202,46 @@ def resolve_config(preset: str | None, **overrides: Any) -> TrainConfig:
 
 
 
-def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig,
-                progress: Callable[[int], Any] | None = None) -> list[float]:
+def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Callable[[int], Any] | None = None,
+                teacher: Callable[[torch.Tensor], torch.Tensor] | None = None, ckpt: Path | None = None) -> list[float]:
     """Plain training of one fixed model (a SubTransformer) with the supernet's schedule and data
-    order: the baseline an inherited-weight ranking is judged against."""
+    order: the baseline an inherited-weight ranking is judged against, and `nas retrain`.
+    With `teacher` (tokens -> logits) the loss mixes distillation in as the sandwich rule does;
+    with `ckpt` the run is checkpointed atomically every `ckpt_every` steps and resumes from it."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
-    losses = []
+    losses: list[float] = []
+    start = 0
+    if ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state["train"] != asdict(cfg):
+            raise UserError(f"{ckpt}: a retraining with other settings is in progress; remove it or use the same settings")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["data_gen"])
+        start, losses = state["step"], state["losses"]
     model.train()
-    for step in range(cfg.steps):
+    for step in range(start, cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         x, y = batches.sample(cfg.batch_size, gen)
         opt.zero_grad(set_to_none=True)
-        loss = lm_loss(model(x), y)
+        logits = model(x)
+        loss = lm_loss(logits, y)
+        if teacher is not None:
+            with torch.no_grad():
+                soft = teacher(x).softmax(-1)
+            loss = cfg.distill_weight * distill_loss(logits, soft) + (1 - cfg.distill_weight) * loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         losses.append(loss.item())
+        if ckpt is not None and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
+            buf = io.BytesIO()
+            torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "data_gen": gen.get_state(), "losses": losses, "train": asdict(cfg)}, buf)
+            atomic_write_bytes(ckpt, buf.getvalue())
         if progress:
             progress(step + 1)
     model.eval()

@@ -21,7 +21,7 @@ def synthetic_group(hw):
     space = load_space("lm-shakespeare")
     rng = np.random.default_rng(0)
 
-    def run(archs, workload, device, protocol, threads):
+    def run(archs, workload, device, protocol, threads, reference=None):
         x = featurize(archs, space, workload, hw)
         ops, flops = x[:, -5], x[:, -7]  # analytic.ops, analytic.flops
         t = (4e-6 * ops + flops / 2e10) * rng.lognormal(0, 0.02, len(archs))

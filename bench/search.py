@@ -1,0 +1,158 @@
+"""Which search strategy finds the best arch within a latency budget, for how many evaluations?
+And how much faster do 2 Ray workers score candidates than one process?
+
+For one budget on this CPU's measured profile (xeon-2vcpu): best feasible validation loss and the
+hypervolume of (loss, latency) against the number of evaluated archs, for random, tournament
+evolution, HAT's evolution, TPE and NSGA-II, over several seeds; then the throughput of scoring a
+batch of candidates serially against 2 Ray actors, interleaved rounds, medians.
+
+    python bench/search.py --budget 60ms --iterations 120 --seeds 0 1 2 --out bench/results/search
+Results: search.json, search.png in --out; figures go to docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from latency.hardware import load_hardware  # noqa: E402
+from latency.model import latency_model  # noqa: E402
+from nas.search import parse_duration, run_search  # noqa: E402
+from nas.supernet_cli import _evaluator  # noqa: E402
+from space import load_space  # noqa: E402
+
+STRATEGIES = ["random", "evolution", "hat", "tpe", "nsga2"]
+
+
+def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Area dominated by (loss, latency) points within the reference box (both minimised)."""
+    pts = sorted(p for p in points if p[0] < ref[0] and p[1] < ref[1])
+    area, best_lat = 0.0, ref[1]
+    for loss, lat in pts:  # by increasing loss: each point adds the strip below the best latency so far
+        if lat < best_lat:
+            area += (ref[0] - loss) * (best_lat - lat)
+            best_lat = lat
+    return area
+
+
+def curves(trials: list[dict], budget_s: float, ref: tuple[float, float]) -> tuple[list[float], list[float]]:
+    best, hv, pts, cur = [], [], [], float("inf")
+    for t in trials:
+        if t["loss"] < float("inf") and t["latency_s"] <= budget_s:
+            cur = min(cur, t["loss"])
+            pts.append((t["loss"], t["latency_s"]))
+        best.append(cur)
+        hv.append(hypervolume(pts, ref))
+    return best, hv
+
+
+def ray_throughput(folder: str, archs, eval_batches: int, rounds: int) -> dict:
+    from nas.ray_pool import RayEvaluatorPool
+    from supernet.evaluate import Evaluator
+    serial, _ = _evaluator(folder, eval_batches)
+    pool = RayEvaluatorPool(folder, eval_batches, workers=2)
+    pool.losses(archs[:2])  # warm-up: actors load the supernet
+    times = {"serial": [], "ray-2": []}
+    chunks = [archs[i::rounds] for i in range(rounds)]
+    for r, chunk in enumerate(chunks):
+        for name in (("serial", "ray-2") if r % 2 else ("ray-2", "serial")):
+            fresh = Evaluator(serial.model, [(serial.x, serial.y)]) if name == "serial" else None
+            t0 = time.perf_counter()
+            (fresh.losses if fresh else pool.losses)(chunk)
+            times[name].append(len(chunk) / (time.perf_counter() - t0))
+    pool.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"archs_per_s": med, "speedup": med["ray-2"] / med["serial"], "rounds": rounds}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hardware", default="xeon-2vcpu")
+    ap.add_argument("--space", default="lm-shakespeare")
+    ap.add_argument("--supernet", default="runs/supernet-lm-shakespeare")
+    ap.add_argument("--budget", default="60ms")
+    ap.add_argument("--iterations", type=int, default=120)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--eval-batches", type=int, default=2)
+    ap.add_argument("--ray-archs", type=int, default=48)
+    ap.add_argument("--out", default="bench/results/search")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    space, hw = load_space(args.space), load_hardware(args.hardware)
+    budget_s = parse_duration(args.budget)
+    lat = latency_model(hw, space, space.workload)
+    ev, _ = _evaluator(args.supernet, args.eval_batches)  # one cache for every run: same supernet, same data
+
+    def latency(archs):
+        return [float(s) for s in lat.predict(archs)[0]]
+
+    runs: dict[str, list[list[dict]]] = {s: [] for s in STRATEGIES}
+    t0 = time.time()
+    for seed in args.seeds:
+        for strategy in STRATEGIES:
+            with tempfile.TemporaryDirectory() as tmp:
+                res = run_search(space, strategy, evaluate=ev.losses, latency=latency, budget_s=budget_s,
+                                 iterations=args.iterations, batch=8, run_dir=Path(tmp), seed=seed,
+                                 options={"population": 30, "sample_size": 8} if strategy == "evolution" else
+                                 {"population": 30, "parents": 6, "mutations": 12, "crossovers": 12}
+                                 if strategy == "hat" else {"population_size": 24} if strategy == "nsga2" else {},
+                                 hardware=hw.name)
+            runs[strategy].append([{"loss": t["loss"], "latency_s": t["latency_s"]} for t in res.trials])
+            print(f"seed {seed} {strategy}: best {min(t['loss'] for t in res.trials if t['latency_s'] <= budget_s):.4f}",
+                  flush=True)
+    all_losses = [t["loss"] for rs in runs.values() for r in rs for t in r if t["loss"] < float("inf")]
+    ref = (max(all_losses), budget_s)
+    summary = {}
+    for strategy, rs in runs.items():
+        cs = [curves(r, budget_s, ref) for r in rs]
+        best = np.array([c[0] for c in cs])
+        hv = np.array([c[1] for c in cs])
+        summary[strategy] = {"best_mean": best.mean(0).tolist(), "hv_mean": hv.mean(0).tolist(),
+                             "final_best": [float(b[-1]) for b in best], "final_hv": [float(h[-1]) for h in hv]}
+    results = {"args": vars(args), "budget_s": budget_s, "latency_source": lat.source, "reference_point": ref,
+               "summary": summary, "search_seconds": time.time() - t0}
+    from space import make_rng
+    rng = make_rng(123)
+    results["ray"] = ray_throughput(args.supernet, [space.sample(rng) for _ in range(args.ray_archs)],
+                                    args.eval_batches, rounds=4)
+    (out / "search.json").write_text(json.dumps(results, indent=2))
+    plot(summary, args, out / "search.png")
+    print("| strategy | best loss at end (mean ± sd) | hypervolume at end (mean) | best loss after 40 |")
+    print("|---|---|---|---|")
+    for s, v in summary.items():
+        print(f"| {s} | {np.mean(v['final_best']):.4f} ± {np.std(v['final_best']):.4f} | "
+              f"{np.mean(v['final_hv']) * 1e3:.3f} | {v['best_mean'][min(39, len(v['best_mean']) - 1)]:.4f} |")
+    print(json.dumps(results["ray"], indent=2))
+
+
+def plot(summary, args, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s, v in summary.items():
+        x = np.arange(1, len(v["best_mean"]) + 1)
+        axes[0].plot(x, v["best_mean"], label=s)
+        axes[1].plot(x, np.array(v["hv_mean"]) * 1e3, label=s)
+    axes[0].set_ylabel(f"best loss within {args.budget} (mean of {len(args.seeds)} seeds)")
+    axes[1].set_ylabel("hypervolume (loss x ms)")
+    for ax in axes:
+        ax.set_xlabel("archs evaluated")
+        ax.legend()
+    fig.suptitle(f"{args.space} on {args.hardware}, budget {args.budget}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The one interface every search strategy implements: `ask` for candidates, `tell` their fitness.
+
+A searcher is built with the space, a feasibility predicate (the latency budget: the driver
+predicts latency) and a seed. It only ever proposes archs that are members of the space, satisfy
+the predicate, and were never proposed or told before (de-duplication by `arch.id`).
+
+Reproducibility and resume: every random choice is drawn from an RNG derived from
+(strategy, seed, candidate index), never from one stream that advances with each call. So a
+searcher's proposals are a pure function of the seed and of the results told so far, and replaying
+a recorded run's results through `tell` rebuilds exactly the state the run had (see driver.py).
+"""
+from __future__ import annotations
+
+import math
+import random
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, ClassVar, Sequence
+
+from space import Arch, SearchSpace
+from space.errors import UserError
+
+Feasible = Callable[[Arch], bool]
+
+
+class InfeasibleBudget(UserError):
+    """The latency budget admits no (or too few new) archs: raised instead of sampling forever."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Options every strategy takes; each strategy extends this with its own (frozen) fields."""
+
+    max_attempts: int = 200  # draws per wanted candidate before giving up with InfeasibleBudget
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UserError(f"option {f.name}={value!r} must be a positive integer")
+            if f.type in ("bool", bool) and not isinstance(value, bool):
+                raise UserError(f"option {f.name}={value!r} must be true or false")
+            if f.name.endswith("_prob") and value is not None and not (isinstance(value, (int, float))
+                                                                       and 0.0 <= value <= 1.0):
+                raise UserError(f"option {f.name}={value!r} must be a probability in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Result:
+    arch: Arch
+    loss: float  # validation loss; math.inf for a candidate that failed
+    latency_s: float | None
+
+
+class Searcher(ABC):
+    name: ClassVar[str]
+    Options: ClassVar[type[SearchOptions]] = SearchOptions
+    # (loss, latency) for the recorded study, so the dashboard draws a Pareto front
+    directions: ClassVar[tuple[str, ...]] = ("minimize", "minimize")
+    # True: the searcher's own Optuna trials are the recorded ones (the driver then passes the
+    # journal-backed study in and neither records nor replays; the study carries the state)
+    records_own_trials: ClassVar[bool] = False
+
+    def __init__(self, space: SearchSpace, feasible: Feasible, seed: int, **options: Any) -> None:
+        self.space, self.feasible, self.seed = space, feasible, int(seed)
+        self.opts = self.Options(**options)
+        self.told: list[Result] = []
+        self._told_ids: set[str] = set()
+        self._seen: set[str] = set()  # proposed or told: never proposed again
+
+    @abstractmethod
+    def ask(self, n: int) -> list[Arch]:
+        """Up to n new, feasible members of the space (fewer only where a strategy must wait for
+        results, e.g. at the end of a generation)."""
+
+    def tell(self, archs: Sequence[Arch], losses: Sequence[float],
+             latencies: Sequence[float] | None = None) -> None:
+        """Fitness of evaluated archs (lower is better; math.inf = failed), in the order asked.
+        Archs need not come from this instance's `ask`: a resume replays recorded results."""
+        for arch, loss, latency in zip_results(archs, losses, latencies):
+            if arch.id in self._told_ids:
+                raise ValueError(f"arch {arch.id} was already told")
+            self._told_ids.add(arch.id)
+            self._seen.add(arch.id)
+            self.told.append(Result(arch, loss, latency))
+
+    # ---- helpers for strategies ---------------------------------------------------------------
+    def _rng(self, *key: object) -> random.Random:
+        # A str seed is hashed with SHA-512: stable across processes (unlike hash()).
+        return random.Random("/".join(map(str, (self.name, self.seed, *key))))
+
+    def _propose(self, n: int, draw: Callable[[random.Random, int], Arch], key: str, first: int = 0,
+                 exclude: set[str] | None = None) -> list[Arch]:
+        """Rejection sampling with a hard cap: candidate k (first <= k < first + n) is drawn
+        (repeatedly) as draw(rng, k), rng that of (key, k), until it is a feasible member that is
+        new (not in `exclude`, default: seen). At most max_attempts draws per candidate."""
+        exclude = self._seen if exclude is None else exclude
+        out: list[Arch] = []
+        ids: set[str] = set()
+        counts = {"infeasible": 0, "already seen": 0, "outside the space": 0}
+        for k in range(first, first + n):
+            rng = self._rng(key, k)
+            for _ in range(self.opts.max_attempts):
+                arch = draw(rng, k)
+                if arch.id in exclude or arch.id in ids:
+                    counts["already seen"] += 1
+                elif not self.space.contains(arch):
+                    counts["outside the space"] += 1  # a bug in a strategy; never proposed
+                elif not self.feasible(arch):
+                    counts["infeasible"] += 1
+                else:
+                    out.append(arch)
+                    ids.add(arch.id)
+                    break
+            else:
+                raise self._infeasible(len(out), n, counts)
+        return out
+
+    def _infeasible(self, found: int, wanted: int, counts: dict[str, int]) -> InfeasibleBudget:
+        why = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        hint = (f"the budget admits too few archs of {self.space.name}"
+                if counts.get("infeasible", 0) >= counts.get("already seen", 0) else
+                "its proposals repeat archs already evaluated (it has converged, or the budget leaves few archs)")
+        return InfeasibleBudget(
+            f"{self.name} search found only {found} of {wanted} new archs within the latency budget in "
+            f"{self.opts.max_attempts} attempts each ({why}): {hint}; raise --latency-budget "
+            f"(or the strategy's population or mutation_prob)")
+
+
+def zip_results(archs: Sequence[Arch], losses: Sequence[float],
+                latencies: Sequence[float] | None) -> list[tuple[Arch, float, float | None]]:
+    if len(losses) != len(archs) or (latencies is not None and len(latencies) != len(archs)):
+        raise ValueError(f"tell: {len(archs)} archs but {len(losses)} losses"
+                         + ("" if latencies is None else f" and {len(latencies)} latencies"))
+    # NaN is a failed evaluation too; as inf it sorts last instead of poisoning comparisons
+    clean = [math.inf if math.isnan(float(v)) else float(v) for v in losses]
+    return list(zip(archs, clean, latencies if latencies is not None else [None] * len(archs)))
+
+
+# ---- registry and factory -----------------------------------------------------------------------
+
+STRATEGIES: dict[str, type[Searcher]] = {}
+
+
+def register(cls: type[Searcher]) -> type[Searcher]:
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def strategy_class(name: str) -> type[Searcher]:
+    if name not in STRATEGIES:
+        raise UserError(f"unknown search strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+def resolve_options(name: str, options: dict[str, Any] | None) -> SearchOptions:
+    """The strategy's options with defaults filled in; an unknown key is an error naming it."""
+    cls = strategy_class(name)
+    allowed = [f.name for f in fields(cls.Options)]
+    for key in options or {}:
+        if key not in allowed:
+            raise UserError(f"unknown option {key!r} for strategy {name!r}; allowed: {', '.join(allowed)}")
+    return cls.Options(**(options or {}))
+
+
+def make_searcher(name: str, space: SearchSpace, feasible: Feasible, seed: int, *, study: Any = None,
+                  **options: Any) -> Searcher:
+    """`study`: the journal-backed Optuna study, used only by strategies that record their own trials."""
+    cls = strategy_class(name)
+    opts = asdict(resolve_options(name, options))
+    if cls.records_own_trials:
+        return cls(space, feasible, seed, study=study, **opts)
+    return cls(space, feasible, seed, **opts)

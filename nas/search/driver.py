@@ -1,0 +1,136 @@
+"""The search loop: ask -> evaluate (one batched call) -> tell -> record, resumable.
+
+Everything evaluated is in `run_dir/journal.log` as soon as its batch is told, so a killed search
+loses at most the batch in flight. A resume replays the recorded results through `tell`, in order
+(searchers derive every random choice from the seed and the results told, see base.py), so random,
+evolution and hat end with exactly the trials of an uninterrupted run; tpe and nsga2 continue from
+their study, which holds their state.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from space import Arch, SearchSpace, make_rng
+from space.errors import UserError
+
+from nas.search import study as rec
+from nas.search.base import InfeasibleBudget, make_searcher, resolve_options, strategy_class
+from nas.search.budget import format_duration
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from optuna.trial import FrozenTrial
+
+Batch = Callable[[list[Arch]], list[float]]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    strategy: str
+    run_dir: Path
+    trials: tuple[dict[str, Any], ...]  # number, arch_id, loss, latency_s, strategy, arch (JSON); in order told
+    best: dict[str, Any] | None  # the trial with the lowest finite loss (all are within the budget)
+    best_arch: Arch | None
+
+    def frame(self) -> "pd.DataFrame":
+        import pandas as pd  # only when asked for: the search itself does not need it
+        return pd.DataFrame(list(self.trials), columns=list(rec.ROW))
+
+
+def check_reachable(space: SearchSpace, latency: Batch, budget_s: float, seed: int, samples: int = 300,
+                    hardware: str = "") -> None:
+    """Fails fast, naming the smallest predicted latency, when no arch is predicted within budget."""
+    rng = make_rng(seed)
+    archs = [space.smallest()] + [space.sample(rng) for _ in range(samples)]
+    lats = latency(archs)
+    if min(lats) > budget_s:
+        i = min(range(len(archs)), key=lats.__getitem__)
+        on = f" on {hardware}" if hardware else ""
+        raise InfeasibleBudget(
+            f"no arch of {space.name} is predicted within {format_duration(budget_s)}{on}: the smallest predicted "
+            f"latency is {format_duration(lats[i])} (arch {archs[i].id}); raise --latency-budget")
+
+
+def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: Batch, budget_s: float,
+               iterations: int, batch: int, run_dir: Path, seed: int, options: dict[str, Any] | None = None,
+               progress: Callable[[int, float | None], None] | None = None, hardware: str = "") -> SearchResult:
+    """Evaluates `iterations` archs within `budget_s` predicted latency (resuming `run_dir`).
+
+    evaluate: archs -> validation losses (math.inf: failed), one call per batch.
+    latency: archs -> predicted latencies in seconds (batched; called once per candidate draw).
+    progress: called as progress(evaluated, best loss so far or None) after every batch.
+    hardware: the device's name, for the message when no arch fits the budget.
+    """
+    for name, value in (("iterations", iterations), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{name}={value!r} must be a positive integer")
+    if not (isinstance(budget_s, (int, float)) and math.isfinite(budget_s) and budget_s > 0):
+        raise UserError(f"latency budget {budget_s!r} must be a positive number of seconds")
+    cls = strategy_class(strategy)
+    opts = asdict(resolve_options(strategy, options))
+    check_reachable(space, latency, budget_s, seed, hardware=hardware)
+
+    predicted: dict[str, float] = {}
+
+    def latency_of(arch: Arch) -> float:
+        if arch.id not in predicted:
+            predicted[arch.id] = float(latency([arch])[0])
+        return predicted[arch.id]
+
+    settings = {"space": space_label(space), "strategy": strategy, "seed": seed, "budget_s": float(budget_s),
+                "options": opts}
+    study = rec.open_study(run_dir, cls.directions, settings)
+    rec.fail_running(study)  # trials in flight when a previous run died
+    searcher = make_searcher(strategy, space, lambda a: latency_of(a) <= budget_s, seed, study=study, **opts)
+    done = rec.evaluated(study)
+    if done and not cls.records_own_trials:
+        archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
+        searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done])
+    count = len(done)
+    try:
+        while count < iterations:
+            archs = searcher.ask(min(batch, iterations - count))
+            if not archs:
+                raise RuntimeError(f"{strategy} proposed nothing with all results told")  # a strategy bug
+            lats = [latency_of(a) for a in archs]  # known: the predicate computed them
+            losses = [float(v) for v in evaluate(archs)]
+            if len(losses) != len(archs):
+                raise ValueError(f"evaluate returned {len(losses)} losses for {len(archs)} archs")
+            losses = [math.inf if math.isnan(v) else v for v in losses]
+            searcher.tell(archs, losses, lats)
+            if not cls.records_own_trials:
+                for arch, loss, lat in zip(archs, losses, lats):
+                    rec.record(study, space, arch, loss, lat, strategy)
+            count += len(archs)
+            if progress is not None:
+                best = _best(rec.evaluated(study))
+                progress(count, None if best is None else best.values[0])
+    except BaseException:
+        rec.fail_running(study)  # what was told is recorded; the batch in flight is not
+        raise
+    return _result(strategy, Path(run_dir), study)
+
+
+def space_label(space: SearchSpace) -> str:
+    """`name@hash`: a resume must not run on a space whose definition changed under the same name."""
+    digest = hashlib.sha256(json.dumps(space.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{space.name}@{digest}"
+
+
+def _best(trials: list["FrozenTrial"]) -> "FrozenTrial | None":
+    finite = [t for t in trials if math.isfinite(t.values[0])]
+    return min(finite, key=lambda t: (t.values[0], t.number)) if finite else None
+
+
+def _result(strategy: str, run_dir: Path, study: "optuna.Study") -> SearchResult:
+    trials = rec.evaluated(study)
+    best = _best(trials)
+    return SearchResult(strategy=strategy, run_dir=run_dir, trials=tuple(rec.row(t) for t in trials),
+                        best=None if best is None else rec.row(best),
+                        best_arch=None if best is None else Arch.from_json(best.user_attrs["arch"]))

@@ -1,0 +1,63 @@
+"""Regularized (aging) evolution with tournament selection (Real et al. 2019).
+
+The first `population` candidates are uniform samples. Each later child is a mutation of the best
+of `sample_size` members drawn from the population (optionally, with `crossover_prob`, a crossover
+of two such tournament winners). With `aging` the oldest member dies when a child joins, so the
+population is always the last `population` results told; without it the worst dies, so it is the
+best `population` results. Either way it is a function of the results told so far, which is what
+lets a resumed search replay them and continue exactly where it stopped.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from space import Arch
+from space.errors import UserError
+
+from nas.search.base import Result, SearchOptions, Searcher, register
+
+
+@dataclass(frozen=True)
+class EvolutionOptions(SearchOptions):
+    population: int = 100  # NNI's defaults (P=100, S=25)
+    sample_size: int = 25
+    mutation_prob: float = 0.3  # per gene, as HAT
+    crossover_prob: float = 0.0  # chance a child is a crossover of two tournament winners instead
+    aging: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sample_size > self.population:
+            raise UserError(f"option sample_size={self.sample_size} exceeds population={self.population}")
+
+
+@register
+class Evolution(Searcher):
+    name = "evolution"
+    Options = EvolutionOptions
+
+    def population(self) -> list[Result]:
+        if self.opts.aging:
+            return self.told[-self.opts.population:]
+        # stable sort: among equal losses the earlier result survives
+        return sorted(self.told, key=lambda r: r.loss)[:self.opts.population]
+
+    def ask(self, n: int) -> list[Arch]:
+        pop = self.population()
+
+        def draw(rng: random.Random, k: int) -> Arch:
+            if k < self.opts.population or not pop:
+                return self.space.sample(rng)
+            parent = self._tournament(pop, rng)
+            if self.opts.crossover_prob and rng.random() < self.opts.crossover_prob:
+                return self.space.crossover(parent, self._tournament(pop, rng), rng)
+            return self.space.mutate(parent, rng, prob=self.opts.mutation_prob)
+
+        out = self._propose(n, draw, "draw", first=len(self._seen))
+        self._seen.update(a.id for a in out)
+        return out
+
+    def _tournament(self, pop: list[Result], rng: random.Random) -> Arch:
+        # min() keeps the first of equal losses: ties go to the earlier-drawn member
+        return min(rng.sample(pop, min(self.opts.sample_size, len(pop))), key=lambda r: r.loss).arch

@@ -1,0 +1,30 @@
+"""NSGA-II (Optuna's NSGAIISampler) on (loss, latency): a Pareto front under the latency budget.
+
+Parameters are define-by-run, so Optuna's GA crosses over only the genes every trial has (embed,
+depth, the first layers); deeper layers' genes are drawn independently at random.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+
+from nas.search.base import SearchOptions, register
+from nas.search.optuna_search import OptunaSearcher
+
+
+@dataclass(frozen=True)
+class Nsga2Options(SearchOptions):
+    population_size: int = 50
+    crossover_prob: float = 0.9
+
+
+@register
+class Nsga2(OptunaSearcher):
+    name = "nsga2"
+    Options = Nsga2Options
+    directions = ("minimize", "minimize")
+
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.NSGAIISampler(seed=self.seed, population_size=self.opts.population_size,
+                                             crossover_prob=self.opts.crossover_prob)

@@ -1,0 +1,99 @@
+"""The Optuna glue for *recording*: every trial of every strategy lands in one journal-backed study.
+
+`run_dir/journal.log` holds study "search": values (loss, latency) (TPE: loss alone, see tpe.py),
+the arch's genes as parameters (so optuna-dashboard shows them), and user attributes `arch` (JSON),
+`arch_id`, `latency_s`, `strategy`. Optuna-driven strategies (tpe, nsga2) tell their own trials;
+the others are added with `record` after evaluation. The study's user attributes hold the run's
+settings, which a resume must match.
+
+Open it with: optuna-dashboard run_dir/journal.log
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from space import Arch, SearchSpace
+from space.errors import UserError
+
+from nas.search.optuna_space import arch_params
+
+STUDY_NAME = "search"
+
+
+def journal_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "journal.log"
+
+
+def trial_attrs(arch: Arch, strategy: str, latency_s: float | None = None) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"arch": arch.to_json(), "arch_id": arch.id, "strategy": strategy}
+    if latency_s is not None:
+        attrs["latency_s"] = float(latency_s)
+    return attrs
+
+
+def open_study(run_dir: Path, directions: Sequence[str], settings: dict[str, Any]) -> optuna.Study:
+    """Creates the run's study, or loads it when `settings` equal the recorded ones."""
+    # Optuna logs every trial at INFO; that would drown the search's own progress line.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(journal_path(run_dir))))
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=list(directions),
+                                load_if_exists=True)
+    settings = json.loads(json.dumps(settings))  # as the journal gives them back (lists, floats)
+    recorded = study.user_attrs
+    if not recorded:
+        for key, value in settings.items():
+            study.set_user_attr(key, value)
+    elif any(recorded.get(k) != v for k, v in settings.items()):
+        diff = "; ".join(f"{k}: recorded {_show(recorded.get(k))}, now {_show(v)}"
+                         for k, v in settings.items() if recorded.get(k) != v)
+        raise UserError(f"{journal_path(run_dir)} holds a different search ({diff}); "
+                        "resume it with the same settings or use another --run-dir")
+    return study
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def fail_running(study: optuna.Study) -> int:
+    """Marks trials left RUNNING by a killed search as FAIL (their archs may be proposed again).
+    Assumes one search per run directory at a time."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in running:
+        study.tell(t.number, state=TrialState.FAIL)
+    return len(running)
+
+
+def record(study: optuna.Study, space: SearchSpace, arch: Arch, loss: float, latency_s: float,
+           strategy: str) -> None:
+    """Adds an evaluated arch of a strategy that is not Optuna-driven."""
+    params, dists = arch_params(space, arch)
+    study.add_trial(optuna.trial.create_trial(
+        values=[loss, latency_s], params=params, distributions=dists,
+        user_attrs=trial_attrs(arch, strategy, latency_s)))
+
+
+def evaluated(study: optuna.Study) -> list[FrozenTrial]:
+    """The evaluated trials, in the order they were told (rejected proposals are PRUNED, not here)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted((t for t in trials if "arch" in t.user_attrs), key=lambda t: t.number)
+
+
+ROW = ("number", "arch_id", "loss", "latency_s", "strategy", "arch")
+
+
+def row(t: FrozenTrial) -> dict[str, Any]:
+    """One evaluated trial as a flat record (SearchResult.trials, a DataFrame row)."""
+    return {"number": t.number, "arch_id": t.user_attrs["arch_id"], "loss": t.values[0],
+            "latency_s": t.user_attrs.get("latency_s", math.nan), "strategy": t.user_attrs["strategy"],
+            "arch": t.user_attrs["arch"]}

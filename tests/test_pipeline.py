@@ -1,0 +1,106 @@
+"""The whole workflow through the CLI on a tiny space and a tiny corpus:
+train-supernet -> evaluate -> search -> export -> generate -> retrain, plus resume and errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY_SPACE = """\
+name: tiny-lm
+kind: decoder
+head_dim: 8
+vocab_size: 259
+max_len: 64
+workload: {batch: 1, seq_len: 16, gen_tokens: 8}
+decoder:
+  embed: [16, 32]
+  depth: [1, 2]
+  heads: [1, 2]
+  kv_heads: [1, 2]
+  ffn_ratio: [1, 2]
+  attention:
+    softmax: {}
+    window: {window: [4, 8]}
+    linear: {}
+"""
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    (root / "tiny.yaml").write_text(TINY_SPACE)
+    text = "".join(f"Line {i}: to be, or not to be, that is the question.\n" for i in range(400))
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in ("a", "b", "c", "d"):
+        (corpus / f"{name}.txt").write_text(text)
+    return root
+
+
+def nas(work: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HWNAS_HOME": str(work / "home")}
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=work, env=env,
+                          timeout=600)
+
+
+def test_pipeline(work: Path) -> None:
+    r = nas(work, "train-supernet", "--space", "tiny.yaml", "--data", "corpus", "--steps", "6", "--batch-size", "4",
+            "--seq-len", "32", "--out", "sn")
+    assert r.returncode == 0, r.stderr
+    assert (work / "sn" / "supernet.pt").is_file() and "supernet saved" in r.stderr
+
+    r = nas(work, "space", "sample", "tiny.yaml", "-n", "3")
+    (work / "three.yaml").write_text(r.stdout)
+    r = nas(work, "evaluate", "--supernet", "sn", "--arch", "three.yaml")
+    assert r.returncode == 0, r.stderr
+    assert "perplexity" in r.stdout and r.stdout.count("\n") >= 4
+
+    args = ["search", "--hardware", "a100", "--latency-budget", "2s", "--space", "tiny.yaml", "--supernet", "sn",
+            "--iterations", "12", "--out", "run", "--eval-batches", "1"]
+    r = nas(work, *args)
+    assert r.returncode == 0, r.stderr
+    assert "analytic" in r.stderr and "best within 2s" in r.stderr
+    run = work / "run"
+    for name in ("trials.csv", "best.yaml", "pareto.csv", "pareto.png", "journal.log", "run.json"):
+        assert (run / name).is_file(), name
+    trials = (run / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 12
+
+    # resuming with more iterations adds only the missing trials
+    r = nas(work, *[a if a != "12" else "16" for a in args])
+    assert r.returncode == 0, r.stderr
+    ids = [line.split(",")[1] for line in (run / "trials.csv").read_text().splitlines()[1:]]
+    assert len(ids) == 16 and len(set(ids)) == 16
+
+    r = nas(work, "export", "run", "--out", "model")
+    assert r.returncode == 0, r.stderr
+    card = (work / "model" / "README.md").read_text()
+    assert "predicted latency on a100" in card and "analytic" in card
+    cfg = json.loads((work / "model" / "config.json").read_text())
+    assert cfg["meta"]["hardware"] == "a100"
+
+    r = nas(work, "generate", "model", "--prompt", "To be", "--tokens", "10")
+    assert r.returncode == 0 and r.stdout.startswith("To be")
+
+    r = nas(work, "retrain", "model", "--mode", "finetune", "--steps", "3", "--batch-size", "4", "--seq-len", "32")
+    assert r.returncode == 0, r.stderr
+    result = json.loads((work / "model" / "retrained-finetune" / "retrain.json").read_text())
+    assert result["measured_s"] > 0 and result["val_loss"] > 0 and "latency_s" in result
+
+
+def test_search_errors(work: Path) -> None:
+    r = nas(work, "search", "--hardware", "a100", "--latency-budget", "20", "--space", "tiny.yaml")
+    assert r.returncode == 1 and "unit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    if not (work / "sn" / "supernet.pt").is_file():
+        pytest.skip("needs the supernet of test_pipeline")
+    r = nas(work, "search", "--hardware", "a100", "--latency-budget", "1us", "--space", "tiny.yaml",
+            "--supernet", "sn", "--out", "nope")
+    assert r.returncode == 1 and "smallest predicted latency" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = nas(work, "export", "nowhere", "--out", "x")
+    assert r.returncode == 1 and "not a search run folder" in r.stderr

@@ -1,0 +1,307 @@
+"""Search: the searcher contract for every registered strategy, the journal, resume, budgets.
+
+Fitness is synthetic and cheap: loss = -log(parameters) + a small term per attention type, latency
+= FLOPs / 1e10 s, and the budget the median latency of random archs, so about half the space is
+feasible and the best archs sit on the budget's edge, as in a real search.
+"""
+from __future__ import annotations
+
+import math
+import re
+import statistics
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FixedTrial, TrialState
+
+from nas.search import (STRATEGIES, InfeasibleBudget, format_duration, make_searcher, parse_duration,
+                        run_search)
+from nas.search import study as rec
+from nas.search.optuna_space import arch_params, suggest_arch
+from space import Arch, UserError, analytic_cost, load_space
+
+SPACES = {name: load_space(name) for name in ("lm-shakespeare", "folio-translation")}
+LM = SPACES["lm-shakespeare"]
+# tiny versions of each strategy, so a few dozen evaluations go through several generations
+SMALL = {"random": {}, "evolution": {"population": 8, "sample_size": 3},
+         "hat": {"population": 8, "parents": 3, "mutations": 3, "crossovers": 3},
+         "tpe": {"n_startup_trials": 5}, "nsga2": {"population_size": 6}}
+OPTUNA_DRIVEN = {name for name, cls in STRATEGIES.items() if cls.records_own_trials}
+# per layer; enough that the best archs are a needle (all-linear, at the budget's edge) random rarely hits
+TYPE_TERM = {"softmax": 0.1, "window": 0.05, "linear": 0.0, "linformer": 0.05, "fastformer": 0.02}
+
+
+class Synthetic:
+    def __init__(self, space) -> None:
+        self.space, self._cost = space, {}
+        self.budget = statistics.median(self.latency([space.sample(s) for s in range(200)]))
+        self.evaluated: list[str] = []
+
+    def cost(self, arch: Arch):
+        if arch.id not in self._cost:
+            self._cost[arch.id] = analytic_cost(arch, self.space.workload)
+        return self._cost[arch.id]
+
+    def loss(self, arch: Arch) -> float:
+        term = sum(TYPE_TERM[layer.attn] for _, stack in arch.stacks for layer in stack.layers)
+        return -math.log(self.cost(arch).params) + term
+
+    def evaluate(self, archs: list[Arch]) -> list[float]:
+        self.evaluated += [a.id for a in archs]
+        return [self.loss(a) for a in archs]
+
+    def latency(self, archs: list[Arch]) -> list[float]:
+        return [self.cost(a).flops / 1e10 for a in archs]
+
+    def feasible(self, arch: Arch) -> bool:
+        return self.latency([arch])[0] <= self.budget
+
+
+FIT = {name: Synthetic(space) for name, space in SPACES.items()}
+
+
+def search(strategy: str, run_dir: Path, iterations: int = 20, seed: int = 0, evaluate=None, **kw):
+    fit = FIT["lm-shakespeare"]
+    return run_search(LM, strategy, evaluate=evaluate or fit.evaluate, latency=fit.latency, budget_s=fit.budget,
+                      iterations=iterations, batch=kw.pop("batch", 4), run_dir=run_dir, seed=seed,
+                      options=SMALL[strategy], **kw)
+
+
+def journal(run_dir: Path) -> optuna.Study:
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "journal.log")))
+    return optuna.load_study(study_name="search", storage=storage)
+
+
+@pytest.fixture(params=list(STRATEGIES))
+def strategy(request) -> str:
+    return request.param
+
+
+class TestSearcherContract:
+    """Every registered strategy, through the interface alone."""
+
+    @pytest.mark.parametrize("space_name", sorted(SPACES))
+    def test_proposals_are_new_feasible_members(self, strategy: str, space_name: str) -> None:
+        space, fit = SPACES[space_name], FIT[space_name]
+        searcher = make_searcher(strategy, space, fit.feasible, seed=1, **SMALL[strategy])
+        told: set[str] = set()
+        while len(told) < 24:
+            archs = searcher.ask(5)
+            assert 1 <= len(archs) <= 5
+            ids = [a.id for a in archs]
+            assert len(set(ids)) == len(ids) and not told & set(ids)
+            assert all(space.contains(a) and fit.feasible(a) for a in archs)
+            searcher.tell(archs, [fit.loss(a) for a in archs], fit.latency(archs))
+            told |= set(ids)
+
+    def test_tell_accepts_failures_and_latencies(self, strategy: str) -> None:
+        fit = FIT["lm-shakespeare"]
+        searcher = make_searcher(strategy, LM, fit.feasible, seed=2, **SMALL[strategy])
+        for _ in range(4):
+            archs = searcher.ask(3)
+            losses = [math.inf, math.nan, *[fit.loss(a) for a in archs[2:]]][:len(archs)]
+            searcher.tell(archs, losses, fit.latency(archs))
+        with pytest.raises(ValueError):
+            searcher.tell(archs[:1], [1.0], fit.latency(archs[:1]))  # told twice
+
+    def test_same_seed_same_trials(self, strategy: str, tmp_path: Path) -> None:
+        a = search(strategy, tmp_path / "a", iterations=16)
+        b = search(strategy, tmp_path / "b", iterations=16)
+        c = search(strategy, tmp_path / "c", iterations=16, seed=7)
+        assert [t["arch_id"] for t in a.trials] == [t["arch_id"] for t in b.trials]
+        assert [t["loss"] for t in a.trials] == [t["loss"] for t in b.trials]
+        assert [t["arch_id"] for t in a.trials] != [t["arch_id"] for t in c.trials]
+
+    def test_infeasible_budget_fails_fast_naming_the_smallest(self, strategy: str, tmp_path: Path) -> None:
+        fit = FIT["lm-shakespeare"]
+        smallest = fit.latency([LM.smallest()])[0]
+        start = time.perf_counter()
+        with pytest.raises(InfeasibleBudget) as e:
+            run_search(LM, strategy, evaluate=fit.evaluate, latency=fit.latency, budget_s=smallest / 10,
+                       iterations=10, batch=2, run_dir=tmp_path / "run", seed=0, options=SMALL[strategy],
+                       hardware="xeon")
+        assert time.perf_counter() - start < 5
+        msg = str(e.value)
+        assert "\n" not in msg and "lm-shakespeare" in msg and "on xeon" in msg and "--latency-budget" in msg
+        shown = re.search(r"smallest predicted latency is ([\d.]+ \w+)", msg).group(1)
+        assert parse_duration(shown.replace(" ", "")) <= smallest * 1.001
+        assert not (tmp_path / "run").exists()  # nothing written for a search that cannot start
+
+    def test_searcher_caps_its_attempts(self, strategy: str) -> None:
+        searcher = make_searcher(strategy, LM, lambda arch: False, seed=0, max_attempts=5, **SMALL[strategy])
+        start = time.perf_counter()
+        with pytest.raises(InfeasibleBudget, match="raise --latency-budget"):
+            searcher.ask(2)
+        assert time.perf_counter() - start < 5
+
+    def test_resume_after_kill(self, strategy: str, tmp_path: Path) -> None:
+        class Killed(Exception):
+            pass
+
+        fit, count = FIT["lm-shakespeare"], [0]
+
+        def dies_at_13(archs: list[Arch]) -> list[float]:
+            if count[0] < 13 <= count[0] + len(archs):
+                raise Killed
+            count[0] += len(archs)
+            return fit.evaluate(archs)
+
+        run_dir = tmp_path / "run"
+        with pytest.raises(Killed):
+            search(strategy, run_dir, evaluate=dies_at_13)
+        assert len(rec.evaluated(journal(run_dir))) == 12
+        assert not journal(run_dir).get_trials(states=(TrialState.RUNNING,))  # the batch in flight: FAIL
+        fresh: list[str] = []
+        resumed = search(strategy, run_dir, evaluate=lambda archs: fresh.extend(a.id for a in archs)
+                         or fit.evaluate(archs))
+        trials = rec.evaluated(journal(run_dir))
+        assert len(trials) == 20 and len(resumed.trials) == 20 and len(fresh) == 8
+        ids = [t.user_attrs["arch_id"] for t in trials]
+        assert len(set(ids)) == 20
+        if strategy not in OPTUNA_DRIVEN:
+            assert ids == [t["arch_id"] for t in search(strategy, tmp_path / "uninterrupted").trials]
+
+    def test_journal_records_genes_and_attributes(self, strategy: str, tmp_path: Path) -> None:
+        result = search(strategy, tmp_path / "run", iterations=10)
+        study = journal(tmp_path / "run")
+        assert len(study.directions) == len(STRATEGIES[strategy].directions)
+        assert study.user_attrs["strategy"] == strategy and study.user_attrs["seed"] == 0
+        trials = rec.evaluated(study)
+        assert [t.number for t in trials] == [t["number"] for t in result.trials]
+        for t in trials:
+            arch = Arch.from_json(t.user_attrs["arch"])
+            assert arch.id == t.user_attrs["arch_id"] and t.user_attrs["strategy"] == strategy
+            assert suggest_arch(FixedTrial(t.params), LM) == arch  # the genes are the arch
+            assert t.user_attrs["latency_s"] == FIT["lm-shakespeare"].latency([arch])[0] <= FIT["lm-shakespeare"].budget
+            if len(t.values) == 2:
+                assert t.values[1] == t.user_attrs["latency_s"]
+        assert result.best["loss"] == min(t.values[0] for t in trials)
+        assert result.best_arch.id == result.best["arch_id"]
+        assert list(result.frame().columns) == ["number", "arch_id", "loss", "latency_s", "strategy", "arch"]
+        assert all(Arch.from_json(t["arch"]).id == t["arch_id"] for t in result.trials)
+
+
+# ---- the driver ---------------------------------------------------------------------------------
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    search("random", tmp_path, iterations=4)
+    with pytest.raises(UserError) as e:
+        search("random", tmp_path, iterations=8, seed=1)
+    assert "\n" not in str(e.value) and "seed: recorded 0, now 1" in str(e.value)
+    with pytest.raises(UserError, match="strategy: recorded random, now evolution"):
+        search("evolution", tmp_path, iterations=8)
+    assert len(search("random", tmp_path, iterations=8).trials) == 8  # the same settings resume
+
+
+@pytest.mark.parametrize("strategy", ["random", "hat"])
+def test_sequence_does_not_depend_on_batch_size(strategy: str, tmp_path: Path) -> None:
+    a = search(strategy, tmp_path / "a", iterations=18, batch=5)
+    b = search(strategy, tmp_path / "b", iterations=18, batch=3)
+    assert [t["arch_id"] for t in a.trials] == [t["arch_id"] for t in b.trials]
+
+
+def test_unknown_strategy_and_options() -> None:
+    with pytest.raises(UserError, match="unknown search strategy 'annealing'; choose one of: random, evolution"):
+        make_searcher("annealing", LM, bool, 0)
+    with pytest.raises(UserError, match="unknown option 'pop' for strategy 'evolution'; allowed: .*population"):
+        make_searcher("evolution", LM, bool, 0, pop=10)
+    with pytest.raises(UserError, match="population=0 must be a positive integer"):
+        make_searcher("hat", LM, bool, 0, population=0)
+    with pytest.raises(UserError, match="sample_size=30 exceeds population=10"):
+        make_searcher("evolution", LM, bool, 0, population=10, sample_size=30)
+    with pytest.raises(UserError, match="aging='no' must be true or false"):
+        make_searcher("evolution", LM, bool, 0, aging="no")
+    with pytest.raises(UserError, match=r"mutation_prob=1.5 must be a probability in \[0, 1\]"):
+        make_searcher("hat", LM, bool, 0, mutation_prob=1.5)
+
+
+def test_failed_evaluations_are_recorded_and_never_best(tmp_path: Path) -> None:
+    fit, calls = FIT["lm-shakespeare"], []
+
+    def flaky(archs: list[Arch]) -> list[float]:  # every other arch fails (NaN: a diverged evaluation)
+        return [math.nan if i % 2 else loss for i, loss in enumerate(fit.evaluate(archs))]
+
+    result = search("evolution", tmp_path, iterations=12, evaluate=flaky,
+                    progress=lambda done, info: calls.append((done, info)))
+    assert sum(math.isinf(t["loss"]) for t in result.trials) == 6
+    assert math.isfinite(result.best["loss"]) and result.best["loss"] == min(t["loss"] for t in result.trials)
+    assert [c[0] for c in calls] == [4, 8, 12] and calls[-1][1] == result.best["loss"]
+
+
+def test_hat_generations() -> None:
+    fit = FIT["lm-shakespeare"]
+    hat = make_searcher("hat", LM, fit.feasible, 0, **SMALL["hat"])
+    sizes, gen0 = [], []
+    for _ in range(5):
+        archs = hat.ask(5)
+        sizes.append(len(archs))
+        gen0 += archs if len(gen0) < 8 else []
+        hat.tell(archs, [fit.loss(a) for a in archs], fit.latency(archs))
+    assert sizes == [5, 3, 5, 1, 5]  # 8 random, then 6 children a generation; a batch never straddles two
+    parents = sorted(gen0, key=fit.loss)[:3]
+    assert all(p.id in {r.arch.id for r in hat.told} for p in parents)
+
+
+def test_evolution_beats_random() -> None:
+    fit = FIT["lm-shakespeare"]
+
+    def best(strategy: str, seed: int) -> float:
+        searcher = make_searcher(strategy, LM, fit.feasible, seed, **({"population": 16, "sample_size": 4}
+                                                                         if strategy == "evolution" else {}))
+        for _ in range(12):
+            archs = searcher.ask(5)
+            searcher.tell(archs, [fit.loss(a) for a in archs], fit.latency(archs))
+        return min(r.loss for r in searcher.told)
+
+    evo = statistics.mean(best("evolution", s) for s in range(3))
+    rnd = statistics.mean(best("random", s) for s in range(3))
+    assert evo <= rnd + 1e-9
+
+
+# ---- the Optuna adapter -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_params_round_trip(space_name: str) -> None:
+    space = SPACES[space_name]
+    for seed in range(40):
+        arch = space.sample(seed)
+        params, dists = arch_params(space, arch)
+        assert set(params) == set(dists) and all(dists[k]._contains(dists[k].to_internal_repr(v))
+                                                 for k, v in params.items())
+        assert suggest_arch(FixedTrial(params), space) == arch
+
+
+def test_params_are_repaired_into_the_space() -> None:
+    space = SPACES["folio-translation"]
+    params, _ = arch_params(space, space.smallest())
+    assert space.encoder.depth[0] == 2
+    params.update({"encoder.0.heads": 2, "encoder.0.kv_heads": 8, "decoder.0.cross_layers": 3})
+    arch = suggest_arch(FixedTrial(params), space)
+    assert arch.encoder.layers[0].kv_heads == 2  # nearest divisor of heads=2
+    assert arch.decoder.layers[0].cross_layers == 2  # the encoder has 2 layers
+    assert space.contains(arch)
+
+
+# ---- budgets ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, seconds", [("20ms", 0.02), ("0.02s", 0.02), ("1.5s", 1.5), ("250us", 250e-6),
+                                           ("250µs", 250e-6), (" 20 ms ", 0.02), ("1e-3s", 1e-3), ("5MS", 5e-3)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text, message", [("20", "has no unit: did you mean 20ms or 20s"),
+                                           ("-5ms", "must be positive"), ("0s", "must be positive"),
+                                           ("fast", "not a duration"), ("20 minutes", "unknown unit 'minutes'"),
+                                           ("", "not a duration")])
+def test_parse_duration_errors(text: str, message: str) -> None:
+    with pytest.raises(UserError, match=message) as e:
+        parse_duration(text)
+    assert "\n" not in str(e.value) and "20ms" in str(e.value)
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s) for s in (1.5, 0.0123, 0.005, 250e-6, 3e-9)] == ["1.5 s", "12.3 ms", "5 ms",
+                                                                              "250 us", "3 ns"]
