@@ -9,7 +9,9 @@ from space.errors import UserError
 
 class RayEvaluatorPool:
     def __init__(self, supernet_dir: str, eval_batches: int, workers: int, address: str | None = None,
-                 threads_per_worker: int = 1, object_store_mb: int = 256) -> None:
+                 threads_per_worker: int = 1, object_store_mb: int = 256, evaluator_factory=None) -> None:
+        """`evaluator_factory(folder, batches) -> (Evaluator, model)` builds each actor's scorer
+        (default: the one `nas evaluate` uses, on the supernet's own validation data)."""
         import ray
         self.ray = ray
         if not ray.is_initialized():
@@ -24,11 +26,12 @@ class RayEvaluatorPool:
 
         @ray.remote(num_cpus=threads_per_worker, max_restarts=-1, max_task_retries=0)
         class EvalActor:
-            def __init__(self, folder: str, batches: int, threads: int) -> None:
+            def __init__(self, folder: str, batches: int, threads: int, factory) -> None:
                 import torch
                 torch.set_num_threads(threads)  # Ray reuses worker processes: set it every time
-                from nas.supernet_cli import _evaluator
-                self.ev, _ = _evaluator(folder, batches)
+                if factory is None:
+                    from nas.supernet_cli import _evaluator as factory
+                self.ev, _ = factory(folder, batches)
 
             def losses(self, archs_json: list[str]) -> list[float]:
                 return self.ev.losses([Arch.from_json(a) for a in archs_json])
@@ -37,7 +40,7 @@ class RayEvaluatorPool:
                 import os
                 return os.getpid()
 
-        self.args = (supernet_dir, eval_batches, threads_per_worker)
+        self.args = (supernet_dir, eval_batches, threads_per_worker, evaluator_factory)
         self.actors = [EvalActor.remote(*self.args) for _ in range(workers)]
         self.retries = 0
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from nas.progress import console, progress, stdout_console
@@ -190,7 +191,7 @@ def _print_ranking(trials, archs, budget_s, workload, source, top: int = 10) -> 
     for i, t in enumerate(feasible, 1):
         a = archs[t["arch_id"]]
         table.add_row(str(i), a.id, f"{t['loss']:.4f}", f"{math.exp(t['loss']):.2f}", f"{t['latency_s'] * 1e3:.2f} ms",
-                      human(analytic_cost(a, workload).params), _arch_summary(a))
+                      human(analytic_cost(a, workload).params), escape(_arch_summary(a)))
     stdout_console().print(table)
 
 

@@ -42,18 +42,24 @@ def work(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def trained(work: Path) -> Path:
+    r = nas(work, "train-supernet", "--space", "tiny.yaml", "--data", "corpus", "--steps", "6", "--batch-size", "4",
+            "--seq-len", "32", "--out", "sn")
+    assert r.returncode == 0, r.stderr
+    assert (work / "sn" / "supernet.pt").is_file() and "supernet saved" in r.stderr
+    return work
+
+
 def nas(work: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HWNAS_HOME": str(work / "home")}
     return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=work, env=env,
                           timeout=600)
 
 
-def test_pipeline(work: Path) -> None:
-    r = nas(work, "train-supernet", "--space", "tiny.yaml", "--data", "corpus", "--steps", "6", "--batch-size", "4",
-            "--seq-len", "32", "--out", "sn")
-    assert r.returncode == 0, r.stderr
-    assert (work / "sn" / "supernet.pt").is_file() and "supernet saved" in r.stderr
-
+@pytest.mark.slow  # ~40 s: trains, searches, exports, retrains through the CLI
+def test_pipeline(trained: Path) -> None:
+    work = trained
     r = nas(work, "space", "sample", "tiny.yaml", "-n", "3")
     (work / "three.yaml").write_text(r.stdout)
     r = nas(work, "evaluate", "--supernet", "sn", "--arch", "three.yaml")
@@ -93,11 +99,10 @@ def test_pipeline(work: Path) -> None:
     assert result["measured_s"] > 0 and result["val_loss"] > 0 and "latency_s" in result
 
 
-def test_search_errors(work: Path) -> None:
+def test_search_errors(trained: Path) -> None:
+    work = trained
     r = nas(work, "search", "--hardware", "a100", "--latency-budget", "20", "--space", "tiny.yaml")
     assert r.returncode == 1 and "unit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    if not (work / "sn" / "supernet.pt").is_file():
-        pytest.skip("needs the supernet of test_pipeline")
     r = nas(work, "search", "--hardware", "a100", "--latency-budget", "1us", "--space", "tiny.yaml",
             "--supernet", "sn", "--out", "nope")
     assert r.returncode == 1 and "smallest predicted latency" in r.stderr, r.stderr

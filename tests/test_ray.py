@@ -1,0 +1,63 @@
+"""Ray, for real (a local cluster of 2 CPUs): profiling through a remote task, and scoring
+candidates on actors that each hold the supernet, with a killed worker retried."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # a local Ray cluster takes ~10 s to start and 500 MB
+
+from latency.dataset import read_dataset  # noqa: E402
+from latency.hardware import load_hardware  # noqa: E402
+from latency.profile import profile  # noqa: E402
+from latency.protocol import TimingProtocol  # noqa: E402
+from latency.remote import ray_group_runner  # noqa: E402
+from space import Workload  # noqa: E402
+from supernet.evaluate import Evaluator  # noqa: E402
+from supernet.train import TrainConfig, load_supernet, train_supernet  # noqa: E402
+from tests.test_supernet import SPACES  # noqa: E402
+from tests.test_train import VAL, Counting  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    hw = load_hardware("xeon-2vcpu")
+    run_group = ray_group_runner(hw, "local")  # starts a private local Ray offering the resource
+    yield hw, run_group
+    ray.shutdown()
+
+
+def test_profile_through_ray(cluster, tmp_path) -> None:
+    hw, run_group = cluster
+    space = SPACES["decoder"]
+    out = tmp_path / "lat.csv"
+    added = profile(space, hw, Workload(1, 8, 2), 3, out, protocol=TimingProtocol(warmup=1, rounds=3, extra_rounds=0),
+                    run_group=run_group, threads=1)
+    df = read_dataset(out)
+    assert added == 3 and len(df) == 3 and (df.median_s > 0).all() and (df.ref_ratio > 0).all()
+    assert set(df.threads) == {1} and df.device.iloc[0] == "cpu"
+
+
+def test_actor_pool_matches_serial_and_survives_a_killed_worker(cluster, tmp_path, monkeypatch) -> None:
+    space = SPACES["decoder"]
+    train_supernet(space, Counting(), VAL, tmp_path, TrainConfig(steps=3, batch_size=4, seq_len=24, warmup=1,
+                                                                 eval_every=100, ckpt_every=3), {"data": None})
+    # the pool's actors load validation data the way `nas evaluate` does; give them the toy data
+    import nas.supernet_cli as cli
+
+    def toy_evaluator(folder, batches):
+        model, _ = load_supernet(folder)
+        return Evaluator(model, VAL), model
+    monkeypatch.setattr(cli, "_evaluator", toy_evaluator)
+    from nas.ray_pool import RayEvaluatorPool
+    archs = [space.sample(i) for i in range(6)]
+    serial = toy_evaluator(str(tmp_path), 1)[0].losses(archs)
+    pool = RayEvaluatorPool(str(tmp_path), 1, workers=2, evaluator_factory=toy_evaluator)
+    assert pool.losses(archs) == pytest.approx(serial, rel=1e-6)
+    ray.kill(pool.actors[0], no_restart=False)  # a worker dies; Ray restarts it; its chunk is retried
+    more = [space.sample(i) for i in range(6, 10)]
+    want = toy_evaluator(str(tmp_path), 1)[0].losses(more)
+    assert pool.losses(more) == pytest.approx(want, rel=1e-6)
+    pool.close()
+    assert torch.get_num_threads() >= 1
