@@ -111,7 +111,12 @@ def main() -> None:
     results: dict = {"args": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
     t0 = time.time()
-    results["throughput"] = throughput(space, train, base, args.throughput_rounds, steps=3)
+    tp_file = out / "throughput.json"
+    if args.throughput_rounds:
+        results["throughput"] = throughput(space, train, base, args.throughput_rounds, steps=3)
+        tp_file.write_text(json.dumps(results["throughput"], indent=2))
+    else:  # --throughput-rounds 0: keep the last measurement (e.g. when resuming the slow part)
+        results["throughput"] = json.loads(tp_file.read_text()) if tp_file.exists() else None
     print("throughput", results["throughput"], flush=True)
 
     supernets = {}

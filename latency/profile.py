@@ -1,6 +1,7 @@
 """`nas profile`: sample archs, time their SubTransformers on this device, append to the dataset."""
 from __future__ import annotations
 
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -44,20 +45,22 @@ def reference_arch(space: SearchSpace) -> Arch:
 
 def time_group(archs: list[Arch], workload: Workload, device: str, protocol: TimingProtocol,
                threads: int | None = None, timer: Timer | None = None,
-               reference: Arch | None = None) -> tuple[list[Any], dict[str, Any]]:
+               reference: Arch | None = None, backend: str = "torch") -> tuple[list[Any], dict[str, Any]]:
     """Timings of a group of archs measured together (interleaved), and the device metadata (with
     the reference's own timing in this group as `ref_s`). Runs wherever it is called: locally, or
     inside a Ray task on the device's node."""
     if threads:
         torch.set_num_threads(threads)  # also inside Ray workers, which are reused between tasks
-    models = {a.id: build(a, workload, device) for a in archs}
+    models = {a.id: build(a, workload, device, backend=backend) for a in archs}
     ref_key = None
     if reference is not None:
         ref_key = ("reference", reference.id)
-        models[ref_key] = build(reference, workload, device)
+        models[ref_key] = build(reference, workload, device, backend=backend)
     timer = timer or (cuda_timer if device == "cuda" else cpu_timer)
     timings = measure(models, protocol, timer, reference=ref_key)
     meta = device_metadata(device)
+    if backend != "torch":
+        meta["device"] = f"{device}+{backend}"
     if ref_key is not None:
         meta.update(ref_s=timings[ref_key].median, ref_id=reference.id)
     return [timings[a.id] for a in archs], meta
@@ -65,6 +68,7 @@ def time_group(archs: list[Arch], workload: Workload, device: str, protocol: Tim
 
 def profile(space: SearchSpace, hw: Hardware, workload: Workload, samples: int, out: Path, *, seed: int = 0,
             protocol: TimingProtocol = TimingProtocol(), group: int = 8, threads: int | None = None,
+            backend: str = "torch",
             run_group: Callable[..., tuple[list[Any], dict[str, Any]]] | None = None,
             progress: Callable[[int, int, str], None] | None = None) -> int:
     """Measures `samples` archs (the first of `arch_stream`) not yet in `out`; returns rows added.
@@ -73,7 +77,7 @@ def profile(space: SearchSpace, hw: Hardware, workload: Workload, samples: int, 
     todo = [a for a in islice(arch_stream(space, seed), samples) if (hw.name, str(workload), a.id) not in done]
     if run_group is None:
         check_device(hw)
-        run_group = time_group
+        run_group = partial(time_group, backend=backend)
     reference = reference_arch(space)
     added = 0
     for i in range(0, len(todo), group):

@@ -7,6 +7,7 @@ the cache, exactly as `space.cost.analytic_cost` counts it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from datetime import datetime, timezone
@@ -15,15 +16,24 @@ from typing import Any, Callable
 import torch
 
 from space import Arch, Workload
+from space.errors import UserError
 from supernet.corpus import ByteTokenizer
 from supernet.functional import Cache
 from supernet.subnet import SubTransformer
 
 
-def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0) -> Callable[[], None]:
+BACKENDS = ("torch", "onnxruntime")
+
+
+def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0,
+          backend: str = "torch") -> Callable[[], None]:
     model = SubTransformer(arch).reset_parameters(seed).to(device).eval()
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, min(arch.vocab_size, 256), (workload.batch, workload.seq_len), generator=g).to(device)
+    if backend == "onnxruntime":
+        return _onnx(model, arch, workload, tokens)
+    if backend != "torch":
+        raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     bos = torch.full((workload.batch, 1), min(ByteTokenizer.BOS, arch.vocab_size - 1), device=device)
 
     @torch.inference_mode()
@@ -45,6 +55,29 @@ def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0) ->
             logits = model(logits.argmax(-1), cache=cache, last_only=True)
 
     return run
+
+
+def _onnx(model: SubTransformer, arch: Arch, workload: Workload, tokens: torch.Tensor) -> Callable[[], None]:
+    """The same SubTransformer exported to ONNX and run by ONNX Runtime on the CPU (forward workloads:
+    the incremental cache is not part of the exported graph)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("--backend onnxruntime needs ONNX Runtime: pip install 'hwnas[onnx]'") from None
+    if workload.generation or arch.kind == "encoder-decoder":
+        raise UserError("--backend onnxruntime times forward passes of decoder or encoder models; use gen=0 "
+                        "(e.g. --workload batch=1,len=64,gen=0) or the torch backend")
+    import io
+    import warnings
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (tokens.cpu(),), buf, input_names=["tokens"], output_names=["logits"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the thread count the dataset records
+    session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"tokens": tokens.cpu().numpy()}
+    return lambda: session.run(None, feed)
 
 
 def cpu_model() -> str:

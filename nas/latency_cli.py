@@ -29,7 +29,10 @@ def _workload(spec: str | None, base: Workload) -> Workload:
 @click.option("--threads", default=None, type=int, help="CPU threads (default: the profile's, else torch's).")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Time on the Ray node offering resource NAME (or a GPU); 'local' starts a private local Ray.")
-def profile_cmd(hw_name, space_name, samples, workload, out, seed, group, rounds, max_spread, threads, ray_address):
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
+              help="Run the models with PyTorch, or exported to ONNX Runtime (CPU, forward workloads).")
+def profile_cmd(hw_name, space_name, samples, workload, out, seed, group, rounds, max_spread, threads, ray_address,
+                backend):
     """Time sampled SubTransformers on this device into a latency dataset."""
     from latency.hardware import load_hardware
     from latency.profile import profile
@@ -42,6 +45,8 @@ def profile_cmd(hw_name, space_name, samples, workload, out, seed, group, rounds
     threads = threads or hw.threads
     path = Path(out) if out else dataset_path(hw.name)
     run_group = None
+    if ray_address and backend != "torch":
+        raise UserError("--backend onnxruntime runs locally only; drop --ray-address")
     if ray_address:
         from latency.remote import ray_group_runner
         run_group = ray_group_runner(hw, ray_address)
@@ -52,7 +57,7 @@ def profile_cmd(hw_name, space_name, samples, workload, out, seed, group, rounds
                   f"{rounds} interleaved rounds in groups of {group}; dataset {path}")
     with progress("profile", samples, unit="arch") as bar:
         added = profile(space, hw, w, samples, path, seed=seed, protocol=protocol, group=group, threads=threads,
-                        run_group=run_group, progress=lambda n, total, info: bar.update(samples - total + n, info))
+                        run_group=run_group, backend=backend, progress=lambda n, total, info: bar.update(samples - total + n, info))
     from latency.dataset import read_dataset
     df = read_dataset(path)
     mine = df[(df.hardware == hw.name) & (df.workload == str(w))]

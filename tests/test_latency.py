@@ -146,3 +146,17 @@ def test_cli_errors_are_one_line(tmp_path) -> None:
         r = subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 1, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_onnxruntime_backend_matches_and_times() -> None:
+    pytest.importorskip("onnxruntime")
+    from latency.profile import time_group
+    from latency.runner import build
+    space = load_space("lm-shakespeare")
+    arch = space.sample(2)
+    w = Workload(1, 16, 0)
+    timings, meta = time_group([arch], w, "cpu", TimingProtocol(warmup=1, rounds=3, extra_rounds=0),
+                               backend="onnxruntime")
+    assert timings[0].median > 0 and meta["device"] == "cpu+onnxruntime"
+    with pytest.raises(UserError, match="forward passes"):
+        build(arch, Workload(1, 16, 4), backend="onnxruntime")
