@@ -118,7 +118,8 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, seed, out):
     with progress(f"retrain ({mode})", steps, unit="step") as bar:
         train_fixed(model, train, cfg, progress=lambda s: bar.update(s), teacher=teacher, ckpt=target / "retrain.pt")
     after = Evaluator(model, val).loss(model.arch)
-    measured = measure_here(model.arch, Workload(**meta["workload"]) if "workload" in meta else None)
+    measured = measure_here(model.arch, Workload(**meta["workload"]) if "workload" in meta else None,
+                            meta.get("hardware"))
     result = {"mode": mode, "steps": steps, "val_loss_inherited": before, "val_loss": after,
               "perplexity": math.exp(after), **measured,
               **{k: meta[k] for k in ("latency_s", "latency_source", "latency_budget_s", "hardware") if k in meta}}
@@ -133,12 +134,35 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, seed, out):
     console.print(f"saved {target}")
 
 
-def measure_here(arch: Arch, workload: Workload | None) -> dict[str, Any]:
-    """The arch's latency on this machine with the profiling protocol (a few rounds)."""
-    from latency.profile import time_group
+def measure_here(arch: Arch, workload: Workload | None, hardware: str | None = None) -> dict[str, Any]:
+    """The arch's latency on this machine with the profiling protocol. When this machine's hardware
+    profile has a measured dataset, the arch is timed beside the dataset's reference arch and
+    reported on the dataset's scale (ratio x the reference's median there), which cancels this
+    machine's drift and is what the measured predictor predicts."""
+    from latency.dataset import read_dataset
+    from latency.model import space_for
+    from latency.profile import reference_arch, time_group
     from latency.protocol import TimingProtocol
+    from latency.store import find_dataset
     w = workload or Workload(1, min(64, arch.max_len), 32)
-    timings, meta = time_group([arch], w, "cpu", TimingProtocol(warmup=3, rounds=7, max_spread=0.05, extra_rounds=8))
-    return {"measured_s": timings[0].median, "measured_spread": timings[0].spread, "measured_on": meta["device_name"],
-            "measured_threads": meta["threads"], "measured_workload": str(w)}
-
+    try:
+        reference = reference_arch(space_for(arch))
+    except UserError:
+        reference = None
+    threads = None
+    if hardware:
+        from latency.hardware import load_hardware
+        threads = load_hardware(hardware).threads  # as that profile's dataset was measured
+    timings, meta = time_group([arch], w, "cpu", TimingProtocol(warmup=3, rounds=7, max_spread=0.05, extra_rounds=8),
+                               threads=threads, reference=reference)
+    t = timings[0]
+    out = {"measured_raw_s": t.median, "measured_s": t.median, "measured_spread": t.spread,
+           "measured_on": meta["device_name"], "measured_threads": meta["threads"], "measured_workload": str(w),
+           "measured_scale": "raw"}
+    path = find_dataset(hardware) if hardware else None
+    if reference is not None and path is not None:
+        data = read_dataset(path)
+        ref_s = data[data.ref_id == reference.id].ref_s
+        if len(ref_s):
+            out.update(measured_s=t.ratio * float(ref_s.median()), measured_scale=f"reference-normalised ({path.name})")
+    return out
