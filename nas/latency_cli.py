@@ -63,6 +63,11 @@ def profile_cmd(hw_name, space_name, samples, workload, out, seed, group, rounds
     mine = df[(df.hardware == hw.name) & (df.workload == str(w))]
     console.print(f"{added} archs measured now, {len(mine)} in the dataset for {hw.name} / {w}; median latency "
                   f"{mine.median_s.median() * 1e3:.2f} ms, median spread {mine.spread.median():.1%} -> {path}")
+    if len(mine[mine.space == space.name]) >= 30:  # enough to learn from: the measured predictor takes over now
+        fit_and_save(hw, space, w, path, verbose=False)
+    else:
+        console.print(f"{hw.name} keeps its analytic model until 30 archs are measured "
+                      f"(then, or with `nas fit-predictor`, a measured predictor takes over)")
 
 
 @click.command("hardware")
@@ -141,13 +146,8 @@ def predict_cmd(hw_name, arch_file, space_name, workload):
               help="Bundle file (default: the hardware's folder in $HWNAS_HOME).")
 def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, seed, out):
     """Fit and save a latency predictor for a hardware profile; report its held-out error."""
-    from datetime import datetime, timezone
-    from latency.bundle import save_bundle
-    from latency.dataset import read_dataset
-    from latency.features import FEATURE_VERSION, feature_names
-    from latency.fit import fit_and_report, plot_predictions
     from latency.hardware import load_hardware
-    from latency.store import bundle_path, find_dataset
+    from latency.store import find_dataset
     hw = load_hardware(hw_name)
     space = load_space(space_name)
     w = _workload(workload, space.workload)
@@ -155,18 +155,31 @@ def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, 
     if path is None:
         raise UserError(f"no latency dataset for {hw.name}; measure one with `nas profile --hardware {hw.name}` "
                         "or pass --data CSV")
-    df = read_dataset(path)
-    result = fit_and_report(df, hw, space, w, kind, test_fraction, seed)
-    table = Table("model", "RMSE", "MAPE", "within ±5%", "within ±10%", "Kendall τ", box=None,
-                  title=f"{hw.name} / {space.name} / {w}: held-out {len(result.test)} of {result.rows} archs",
-                  title_justify="left")
-    for name, m in result.metrics.items():
-        table.add_row(name, f"{m['rmse_ms']:.3f} ms", f"{m['mape']:.1f}%", f"{m['within_5']:.1%}",
-                      f"{m['within_10']:.1%}", f"{m['kendall_tau']:.3f}")
-    stdout_console().print(table)
-    console.print(f"measurement repeatability: median spread (relative IQR of rounds) "
-                  f"{result.repeatability['median_spread']:.1%}, 90th percentile {result.repeatability['p90_spread']:.1%}")
-    target = Path(out) if out else bundle_path(hw.name, space.name, w)
+    fit_and_save(hw, space, w, path, kind, test_fraction, seed, Path(out) if out else None)
+
+
+def fit_and_save(hw, space, w: Workload, path: Path, kind: str = "gbt", test_fraction: float = 0.2, seed: int = 0,
+                 out: Path | None = None, verbose: bool = True):
+    """Fits on the dataset at `path`, reports the held-out error, saves the bundle and its PNG."""
+    from datetime import datetime, timezone
+    from latency.bundle import save_bundle
+    from latency.dataset import read_dataset
+    from latency.features import FEATURE_VERSION, feature_names
+    from latency.fit import fit_and_report, plot_predictions
+    from latency.store import bundle_path
+    result = fit_and_report(read_dataset(path), hw, space, w, kind, test_fraction, seed)
+    if verbose:
+        table = Table("model", "RMSE", "MAPE", "within ±5%", "within ±10%", "Kendall τ", box=None,
+                      title=f"{hw.name} / {space.name} / {w}: held-out {len(result.test)} of {result.rows} archs",
+                      title_justify="left")
+        for name, m in result.metrics.items():
+            table.add_row(name, f"{m['rmse_ms']:.3f} ms", f"{m['mape']:.1f}%", f"{m['within_5']:.1%}",
+                          f"{m['within_10']:.1%}", f"{m['kendall_tau']:.3f}")
+        stdout_console().print(table)
+        console.print(f"measurement repeatability: median spread (relative IQR of rounds) "
+                      f"{result.repeatability['median_spread']:.1%}, 90th percentile "
+                      f"{result.repeatability['p90_spread']:.1%}")
+    target = out or bundle_path(hw.name, space.name, w)
     save_bundle(target, result.predictor, feature_names=feature_names(space), feature_version=FEATURE_VERSION,
                 hardware=hw.to_dict(), space=space.to_dict(), workload=w.to_dict(),
                 source="calibrated" if kind == "calibrated" else "measured", metrics=result.metrics[kind],
@@ -174,4 +187,7 @@ def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, 
                          "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")})
     png = target.with_suffix(".png")
     plot_predictions(result, kind, png, f"{hw.name} / {space.name} / {w}")
-    console.print(f"saved {target} and {png}")
+    console.print(f"saved {target} and {png}" + ("" if verbose else
+                  f" ({kind}: {result.metrics[kind]['within_10']:.0%} of held-out archs within ±10%, "
+                  f"Kendall τ {result.metrics[kind]['kendall_tau']:.2f}; `nas fit-predictor` prints the full report)"))
+    return result

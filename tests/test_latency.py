@@ -160,3 +160,16 @@ def test_onnxruntime_backend_matches_and_times() -> None:
     assert timings[0].median > 0 and meta["device"] == "cpu+onnxruntime"
     with pytest.raises(UserError, match="forward passes"):
         build(arch, Workload(1, 16, 4), backend="onnxruntime")
+
+
+def test_profile_cli_measures_and_resumes(tmp_path) -> None:
+    env = {**__import__("os").environ, "HWNAS_HOME": str(tmp_path)}
+    args = [sys.executable, "-m", "nas", "profile", "--hardware", "xeon-2vcpu", "--samples", "3", "--rounds", "3",
+            "--workload", "len=8,gen=2"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "3 archs measured now" in r.stderr and "keeps its analytic model" in r.stderr
+    df = read_dataset(tmp_path / "hardware" / "xeon-2vcpu" / "latency.csv")
+    assert len(df) == 3 and set(df.threads) == {1}  # the profile's thread count, recorded
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert "0 archs measured now, 3 in the dataset" in r.stderr
