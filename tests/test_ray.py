@@ -61,3 +61,30 @@ def test_actor_pool_matches_serial_and_survives_a_killed_worker(cluster, tmp_pat
     assert pool.losses(more) == pytest.approx(want, rel=1e-6)
     pool.close()
     assert torch.get_num_threads() >= 1
+
+
+def test_search_with_two_workers_equals_serial(cluster, tmp_path) -> None:
+    from nas.ray_pool import RayEvaluatorPool
+    from nas.search import run_search
+    from space import analytic_cost
+    space = SPACES["decoder"]
+    train_supernet(space, Counting(), VAL, tmp_path / "sn", TrainConfig(steps=3, batch_size=4, seq_len=24, warmup=1,
+                                                                        eval_every=100, ckpt_every=3), {"data": None})
+
+    def toy_evaluator(folder, batches):
+        model, _ = load_supernet(folder)
+        return Evaluator(model, VAL), model
+
+    def latency(archs):
+        return [analytic_cost(a).flops / 1e9 for a in archs]
+
+    budget = sorted(latency([space.sample(i) for i in range(50)]))[35]
+    serial = run_search(space, "evolution", evaluate=toy_evaluator(str(tmp_path / "sn"), 1)[0].losses,
+                        latency=latency, budget_s=budget, iterations=24, batch=8, run_dir=tmp_path / "serial", seed=3,
+                        options={"population": 8, "sample_size": 3})
+    pool = RayEvaluatorPool(str(tmp_path / "sn"), 1, workers=2, evaluator_factory=toy_evaluator)
+    parallel = run_search(space, "evolution", evaluate=pool.losses, latency=latency, budget_s=budget, iterations=24,
+                          batch=8, run_dir=tmp_path / "ray", seed=3, options={"population": 8, "sample_size": 3})
+    pool.close()
+    assert [t["arch_id"] for t in serial.trials] == [t["arch_id"] for t in parallel.trials]
+    assert [t["loss"] for t in serial.trials] == pytest.approx([t["loss"] for t in parallel.trials], rel=1e-6)
