@@ -257,6 +257,9 @@ def load_archs(path: str | Path) -> list[Arch]:
     items = data if isinstance(data, list) else [data]
     if not items or items == [None]:
         raise ArchError(f"{path}: holds no arch")
+    if not all(isinstance(item, dict) for item in items):
+        raise ArchError(f"{path}: not an arch file: expected a YAML mapping (one arch) or a list of them, "
+                        f"as `nas space sample NAME` writes")
     archs = []
     for i, item in enumerate(items):
         where = f"{path}[{i}]" if isinstance(data, list) else str(path)
