@@ -97,8 +97,7 @@ class SearchSpace:
         return Arch(kind=self.kind, head_dim=self.head_dim, vocab_size=self.vocab_size,
                     max_len=self.max_len, **stacks)
 
-    def _sample_layer(self, name: str, ss: StackSpace, embed: int, rng: random.Random,
-                      enc_depth: int | None) -> dict[str, Any]:
+    def _sample_layer(self, ss: StackSpace, rng: random.Random, enc_depth: int | None) -> dict[str, Any]:
         genes: dict[str, Any] = {}
         for gene in _GENES:
             if gene.startswith("cross") and ss.cross_layers is None:
@@ -112,7 +111,7 @@ class SearchSpace:
         stacks, enc_depth = {}, None
         for name, ss in self.stacks:
             embed, depth = rng.choice(ss.embed), rng.choice(ss.depth)
-            layers = [self._sample_layer(name, ss, embed, rng, enc_depth) for _ in range(depth)]
+            layers = [self._sample_layer(ss, rng, enc_depth) for _ in range(depth)]
             stacks[name] = _build_stack(ss, embed, layers)
             enc_depth = depth if name == "encoder" else enc_depth
         return self._arch(stacks)
@@ -151,7 +150,7 @@ class SearchSpace:
             if rng.random() < prob:
                 embed = rng.choice(ss.embed)
             depth = rng.choice(ss.depth) if rng.random() < prob else len(layers)
-            layers = layers[:depth] + [self._sample_layer(name, ss, embed, rng, enc_depth)
+            layers = layers[:depth] + [self._sample_layer(ss, rng, enc_depth)
                                        for _ in range(depth - len(layers))]
             for genes in layers:
                 for gene in list(genes):

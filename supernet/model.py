@@ -20,7 +20,6 @@ from torch import nn
 from space import Arch, SearchSpace, Stack, StackSpace
 from supernet import functional
 from supernet.attention import get_kernel
-from supernet.functional import Cache
 from supernet.modules import BlockParams, StackParams, init_stack
 
 
@@ -97,9 +96,3 @@ class SuperTransformer(nn.Module):
     def forward(self, tokens: torch.Tensor, arch: Arch, **kw: Any) -> torch.Tensor:
         """Logits of `arch` with inherited weights; keyword arguments as `functional.forward`."""
         return functional.forward(arch, self.active_weights(arch), tokens, **kw)
-
-    def new_cache(self) -> Cache:
-        return Cache()
-
-    def config(self) -> dict[str, Any]:
-        return {"space": self.space.to_dict()}

@@ -16,7 +16,6 @@ from space._io import atomic_write_text
 from space.errors import UserError
 from supernet import functional
 from supernet.attention import get_kernel
-from supernet.functional import Cache
 from supernet.modules import BlockParams, StackParams, init_stack
 
 FORMAT = "hwnas-subtransformer"
@@ -56,9 +55,6 @@ class SubTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, **kw: Any) -> torch.Tensor:
         return functional.forward(self.arch, self.weights(), tokens, **kw)
-
-    def new_cache(self) -> Cache:
-        return Cache()
 
 
 def _flatten(weights: dict[str, Any]) -> dict[str, torch.Tensor]:
