@@ -27,7 +27,7 @@ from latency.profile import reference_arch, time_group  # noqa: E402
 from latency.protocol import TimingProtocol  # noqa: E402
 from latency.store import find_dataset  # noqa: E402
 from nas.search import parse_duration, run_search  # noqa: E402
-from nas.supernet_cli import _evaluator, lm_data  # noqa: E402
+from nas.supernet_cli import lm_data, supernet_evaluator  # noqa: E402
 from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
 from supernet.subnet import extract  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(2)
     space, hw = load_space(args.space), load_hardware(args.hardware)
     lat = latency_model(hw, space, space.workload)
-    ev, _ = _evaluator(args.supernet, 2)
+    ev, _ = supernet_evaluator(args.supernet, 2)
     sup, ck = load_supernet(args.supernet)
     t0 = time.time()
     picks: dict[str, Arch] = {"largest": space.largest(), "hand-designed (4x192 softmax)": hand_designed(space)}

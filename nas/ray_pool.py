@@ -30,7 +30,7 @@ class RayEvaluatorPool:
                 import torch
                 torch.set_num_threads(threads)  # Ray reuses worker processes: set it every time
                 if factory is None:
-                    from nas.supernet_cli import _evaluator as factory
+                    from nas.supernet_cli import supernet_evaluator as factory
                 self.ev, _ = factory(folder, batches)
 
             def losses(self, archs_json: list[str]) -> list[float]:

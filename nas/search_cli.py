@@ -142,7 +142,7 @@ def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, 
         return [float(s) for s in lat_model.predict(archs)[0]]
 
     options = population_options(strategy, population)
-    evaluate, close = _evaluator(folder, eval_batches, workers, ray_address)
+    evaluate, close = _scorer(folder, eval_batches, workers, ray_address)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with progress("search", iterations, unit="arch") as bar:
@@ -195,12 +195,12 @@ def _print_ranking(trials, archs, budget_s, workload, source, top: int = 10) -> 
     stdout_console().print(table)
 
 
-def _evaluator(folder: Path, eval_batches: int, workers: int, ray_address: str | None):
+def _scorer(folder: Path, eval_batches: int, workers: int, ray_address: str | None):
     """(evaluate(archs) -> losses, close): in process, or by Ray actors that each hold the supernet."""
     if workers or ray_address:
         from nas.ray_pool import RayEvaluatorPool
         pool = RayEvaluatorPool(str(folder), eval_batches, max(1, workers), ray_address)
         return pool.losses, pool.close
-    from nas.supernet_cli import _evaluator as make
+    from nas.supernet_cli import supernet_evaluator as make
     ev, _ = make(str(folder), eval_batches)
     return ev.losses, (lambda: None)

@@ -87,7 +87,7 @@ def train_supernet_cmd(space_name: str, data: str | None, steps: int | None, out
                   f"smallest {final.get('val_smallest', float('nan')):.3f}")
 
 
-def _evaluator(folder: str, batches: int | None):
+def supernet_evaluator(folder: str, batches: int | None):
     from supernet.evaluate import Evaluator
     from supernet.train import load_supernet
     model, ck = load_supernet(folder)
@@ -107,7 +107,7 @@ def evaluate_cmd(supernet_dir: str, arch_file: str, batches: int | None) -> None
     from space import analytic_cost
     from supernet.evaluate import bits_per_token, perplexity
     archs = load_archs(arch_file)
-    ev, model = _evaluator(supernet_dir, batches)
+    ev, model = supernet_evaluator(supernet_dir, batches)
     for a in archs:
         model.require(a)
     table = Table("arch", "params", "val loss", "perplexity", "bits/byte", box=None,

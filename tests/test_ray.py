@@ -39,17 +39,13 @@ def test_profile_through_ray(cluster, tmp_path) -> None:
     assert set(df.threads) == {1} and df.device.iloc[0] == "cpu"
 
 
-def test_actor_pool_matches_serial_and_survives_a_killed_worker(cluster, tmp_path, monkeypatch) -> None:
+def test_actor_pool_matches_serial_and_survives_a_killed_worker(cluster, tmp_path) -> None:
     space = SPACES["decoder"]
     train_supernet(space, Counting(), VAL, tmp_path, TrainConfig(steps=3, batch_size=4, seq_len=24, warmup=1,
                                                                  eval_every=100, ckpt_every=3), {"data": None})
-    # the pool's actors load validation data the way `nas evaluate` does; give them the toy data
-    import nas.supernet_cli as cli
-
     def toy_evaluator(folder, batches):
         model, _ = load_supernet(folder)
         return Evaluator(model, VAL), model
-    monkeypatch.setattr(cli, "_evaluator", toy_evaluator)
     from nas.ray_pool import RayEvaluatorPool
     archs = [space.sample(i) for i in range(6)]
     serial = toy_evaluator(str(tmp_path), 1)[0].losses(archs)
