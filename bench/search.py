@@ -64,7 +64,7 @@ def ray_throughput(folder: str, archs, eval_batches: int, rounds: int) -> dict:
     chunks = [archs[i::rounds] for i in range(rounds)]
     for r, chunk in enumerate(chunks):
         for name in (("serial", "ray-2") if r % 2 else ("ray-2", "serial")):
-            fresh = Evaluator(serial.model, [(serial.x, serial.y)]) if name == "serial" else None
+            fresh = Evaluator(serial.model, serial.batches) if name == "serial" else None
             t0 = time.perf_counter()
             (fresh.losses if fresh else pool.losses)(chunk)
             times[name].append(len(chunk) / (time.perf_counter() - t0))

@@ -14,7 +14,7 @@ from nas.export_cli import export_cmd, retrain_cmd
 from nas.latency_cli import fit_predictor_cmd, hardware_cmd, predict_cmd, profile_cmd
 from nas.search_cli import search_cmd
 from nas.space_cli import space
-from nas.supernet_cli import evaluate_cmd, generate_cmd, train_supernet_cmd
+from nas.supernet_cli import evaluate_cmd, generate_cmd, train_supernet_cmd, translate_cmd
 
 WORKFLOW = """\b
 Hardware-aware neural architecture search for Transformers.
@@ -30,7 +30,7 @@ def cli() -> None:
     pass
 
 
-for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd, profile_cmd, predict_cmd,
+for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd, translate_cmd, profile_cmd, predict_cmd,
                  hardware_cmd, fit_predictor_cmd, search_cmd, retrain_cmd):
     cli.add_command(_command)
 

@@ -85,27 +85,31 @@ def export_cmd(run, rank, supernet_dir, arch_file, out):
                    "distill: inherited weights, taught by the supernet's largest arch.")
 @click.option("--steps", default=500, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=None, type=float, help="Peak learning rate (default 3e-3 scratch, 1e-3 otherwise).")
-@click.option("--batch-size", default=16, show_default=True, type=int)
-@click.option("--seq-len", default=128, show_default=True, type=int)
+@click.option("--batch-size", default=None, type=int, help="Default: 16 windows (language model), 32 pairs (translation).")
+@click.option("--seq-len", default=128, show_default=True, type=int, help="Language models: window length.")
+@click.option("--sentences", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Translation: test pairs translated for BLEU and chrF afterwards.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Default: DIR/retrained-MODE.")
-def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, seed, out):
+def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed, out):
     """Retrain an exported SubTransformer (checkpointed, resumable), then measure it here."""
-    from nas.supernet_cli import lm_data
     from supernet.evaluate import Evaluator
     from supernet.subnet import load, save
-    from supernet.train import TrainConfig, load_supernet, train_fixed
+    from supernet.tasks import load_task_data, task_for
+    from supernet.train import TrainConfig, load_supernet, run_batch, train_fixed
     model = load(model_dir)
     meta = dict(getattr(model, "meta", {}))
-    if model.arch.kind != "decoder":
-        raise UserError("retrain: only language models so far (translation arrives with issue #6)")
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, seq_len=min(seq_len, model.arch.max_len),
-                      lr=lr or (3e-3 if mode == "scratch" else 1e-3), warmup=min(50, steps // 10 + 1), seed=seed,
-                      eval_every=10**9, ckpt_every=50)
-    train, val, _ = lm_data(meta.get("data"), cfg.seq_len, cfg.batch_size, 8)
+    task = meta.get("task") or task_for(model.arch)
+    translation = task == "translation"
+    cfg = TrainConfig(steps=steps, batch_size=batch_size or (32 if translation else 16),
+                      seq_len=min(seq_len, model.arch.max_len), lr=lr or (3e-3 if mode == "scratch" else 1e-3),
+                      warmup=min(50, steps // 10 + 1), seed=seed, eval_every=10**9, ckpt_every=50,
+                      label_smoothing=0.1 if translation else 0.0)
+    td = load_task_data(task, meta.get("data"), max_len=model.arch.max_len, seq_len=cfg.seq_len,
+                        batch_size=cfg.batch_size, eval_batches=8)
     target = Path(out) if out else Path(model_dir) / f"retrained-{mode}"
     target.mkdir(parents=True, exist_ok=True)
-    before = Evaluator(model, val).loss(model.arch)
+    before = Evaluator(model, td.val).loss(model.arch)
     if mode == "scratch":
         model.reset_parameters(seed)
     teacher = None
@@ -114,18 +118,29 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, seed, out):
             raise UserError(f"{model_dir}: its card names no supernet to distill from; use --mode finetune")
         sup, _ = load_supernet(meta["supernet"])
         largest = sup.space.largest()
-        teacher = lambda x: sup(x, largest)  # noqa: E731
+        teacher = lambda x: run_batch(sup, x, largest)  # noqa: E731
     with progress(f"retrain ({mode})", steps, unit="step") as bar:
-        train_fixed(model, train, cfg, progress=lambda s: bar.update(s), teacher=teacher, ckpt=target / "retrain.pt")
-    after = Evaluator(model, val).loss(model.arch)
+        train_fixed(model, td.train, cfg, progress=lambda s: bar.update(s), teacher=teacher, ckpt=target / "retrain.pt")
+    after = Evaluator(model, td.val).loss(model.arch)
+    result = {"mode": mode, "steps": steps, "val_loss_inherited": before, "val_loss": after,
+              "perplexity": math.exp(after)}
+    if translation:
+        from supernet.tasks import parallel_corpus
+        from supernet.translate import score_translation
+        test = parallel_corpus(meta.get("data")).test
+        pairs = [test[round(j * (len(test) - 1) / max(1, sentences - 1))] for j in range(min(sentences, len(test)))]
+        with progress("translate test pairs", len(pairs), unit="pair") as bar:
+            sc = score_translation(model.arch, model.weights(), pairs, progress=bar.advance)
+        result.update(bleu=sc.bleu, chrf=sc.chrf, bleu_pairs=sc.sentences, decoding=sc.decoding)
     measured = measure_here(model.arch, Workload(**meta["workload"]) if "workload" in meta else None,
                             meta.get("hardware"))
-    result = {"mode": mode, "steps": steps, "val_loss_inherited": before, "val_loss": after,
-              "perplexity": math.exp(after), **measured,
-              **{k: meta[k] for k in ("latency_s", "latency_source", "latency_budget_s", "hardware") if k in meta}}
+    result.update(**measured, **{k: meta[k] for k in ("latency_s", "latency_source", "latency_budget_s", "hardware")
+                                 if k in meta})
     save(model, target, meta={**meta, "retrain": result})
     atomic_write_text(target / "retrain.json", json.dumps(result, indent=2))
     console.print(f"validation loss {after:.4f} (perplexity {math.exp(after):.2f}); inherited weights had {before:.4f}")
+    if translation:
+        console.print(f"test BLEU {result['bleu']:.2f}, chrF {result['chrf']:.2f} ({result['bleu_pairs']} pairs, greedy)")
     line = f"measured here ({measured['measured_on']}): {measured['measured_s'] * 1e3:.2f} ms ± {measured['measured_spread']:.0%}"
     if "latency_s" in meta:
         line += (f"; predicted on {meta['hardware']}: {meta['latency_s'] * 1e3:.2f} ms ({meta['latency_source']}); "

@@ -42,11 +42,12 @@ def ensure_supernet(space, folder: Path | None) -> Path:
     else:
         console.print(f"no trained supernet in {folder}: training the quick one first "
                       f"(`nas train-supernet --preset quick`, about 10 minutes on 2 CPU cores)")
-    if space.kind != "decoder":
-        raise UserError(f"no trained supernet in {folder}; train one for {space.name} first")
     from nas.supernet_cli import train_supernet_cmd
-    train_supernet_cmd.callback(space_name=space.name, data=None, steps=None, out=str(folder), preset="quick",
-                                sampling=None, batch_size=None, seq_len=None, lr=None, seed=None, threads=None)
+    from supernet.tasks import task_for
+    task_for(space)  # an encoder-only space stops here, with the reason
+    train_supernet_cmd.callback(space_name=space.name, data=None, src_file=None, tgt_file=None, steps=None,
+                                out=str(folder), preset="quick", sampling=None, batch_size=None, seq_len=None,
+                                lr=None, label_smoothing=None, seed=None, threads=None)
     return folder
 
 

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from nas.progress import console, progress, stdout_console
-from space import Arch, SearchSpace, load_archs, load_space
+from space import load_archs, load_space
 from space.errors import UserError
 
 
@@ -16,27 +16,15 @@ def default_supernet_dir(space_name: str) -> Path:
     return Path("runs") / f"supernet-{space_name}"
 
 
-def lm_data(data: str | None, seq_len: int, batch_size: int, eval_batches: int):
-    """(train sampler, fixed validation batches, corpus) for a language-model task."""
-    from supernet.corpus import LMBatches, load_text_corpus
-    corpus = load_text_corpus(data)
-    if len(corpus.val) <= seq_len + 1:
-        raise UserError(f"{data or 'the corpus'}: the validation split has {len(corpus.val)} tokens, fewer than one "
-                        f"window of {seq_len + 1}; use more text or a shorter --seq-len")
-    val = list(LMBatches(corpus.val, seq_len).eval_batches(batch_size, max_batches=eval_batches))
-    return LMBatches(corpus.train, seq_len), val, corpus
-
-
-def _require_lm(space: SearchSpace) -> None:
-    if space.kind != "decoder":
-        raise UserError(f"space {space.name!r} is {space.kind}: supernet training covers decoder-only language "
-                        "models so far (encoder-decoder translation arrives with issue #6)")
-
-
 @click.command("train-supernet")
 @click.option("--space", "space_name", default="lm-shakespeare", show_default=True, metavar="NAME|PATH",
               help="Search space whose largest arch the supernet holds.")
-@click.option("--data", default=None, metavar="PATH", help="Your text file or folder (default: the embedded plays).")
+@click.option("--data", default=None, metavar="PATH",
+              help="Language models: your text file or folder (default: the embedded plays).")
+@click.option("--src", "src_file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Translation: source sentences, one per line (with --tgt; default: the Folio -> modern corpus).")
+@click.option("--tgt", "tgt_file", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Translation: target sentences, line i translating line i of --src.")
 @click.option("--steps", type=int, default=None, help="Training steps (default: the preset's, or 3000).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: runs/supernet-SPACE). An unfinished run there resumes.")
@@ -48,28 +36,44 @@ def _require_lm(space: SearchSpace) -> None:
 @click.option("--batch-size", type=int, default=None)
 @click.option("--seq-len", type=int, default=None)
 @click.option("--lr", type=float, default=None)
+@click.option("--label-smoothing", type=float, default=None, help="Default: 0.1 for translation, 0 for language models.")
 @click.option("--seed", type=int, default=None, help="Seed of weights, data order and arch sampling (default 0).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
-def train_supernet_cmd(space_name: str, data: str | None, steps: int | None, out: str | None, preset: str | None,
-                       sampling: str | None, batch_size: int | None, seq_len: int | None, lr: float | None,
+def train_supernet_cmd(space_name: str, data: str | None, src_file: str | None, tgt_file: str | None,
+                       steps: int | None, out: str | None, preset: str | None, sampling: str | None,
+                       batch_size: int | None, seq_len: int | None, lr: float | None, label_smoothing: float | None,
                        seed: int | None, threads: int | None) -> None:
-    """Train the weight-sharing SuperTransformer on a task."""
+    """Train the weight-sharing SuperTransformer on a task (language model or translation, by the space's kind)."""
     import torch
+    from supernet.tasks import load_task_data, resolve_data, task_for
     from supernet.train import CKPT, resolve_config, train_supernet
     if threads:
         torch.set_num_threads(threads)
     space = load_space(space_name)
-    _require_lm(space)
-    cfg = resolve_config(preset, steps=steps, sampling=sampling, batch_size=batch_size, seq_len=seq_len, lr=lr,
-                         seed=seed, distill=None if sampling != "uniform" else False)
-    if cfg.seq_len > space.max_len:
+    task = task_for(space)
+    if task == "translation":
+        if data:
+            raise UserError(f"--data: space {space.name!r} translates; give --src FILE --tgt FILE instead")
+        if (src_file is None) != (tgt_file is None):
+            raise UserError("give both --src FILE and --tgt FILE (aligned line by line), or neither for the "
+                            "Folio -> modern corpus")
+        data_ref = resolve_data(task, [src_file, tgt_file] if src_file else None)
+    else:
+        if src_file or tgt_file:
+            raise UserError(f"--src/--tgt: space {space.name!r} is a language model; give --data PATH instead")
+        data_ref = resolve_data(task, data)
+    cfg = resolve_config(preset, task, steps=steps, sampling=sampling, batch_size=batch_size, seq_len=seq_len, lr=lr,
+                         label_smoothing=label_smoothing, seed=seed, distill=None if sampling != "uniform" else False)
+    if task == "lm" and cfg.seq_len > space.max_len:
         raise UserError(f"--seq-len {cfg.seq_len} exceeds the space's max_len {space.max_len}")
     folder = Path(out) if out else default_supernet_dir(space.name)
-    train_batches, val, corpus = lm_data(data, cfg.seq_len, cfg.batch_size, cfg.eval_batches)
-    console.print(f"corpus: {corpus.describe()}")
+    td = load_task_data(task, data_ref, max_len=space.max_len, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
+                        eval_batches=cfg.eval_batches)
+    train_batches, val = td.train, td.val
+    console.print(f"corpus: {td.description}")
     if (folder / CKPT).is_file():
         console.print(f"resuming the run in {folder}")
-    meta = {"task": "lm", "data": str(Path(data).resolve()) if data else None, "tokenizer": "bytes"}
+    meta = {"task": task, "data": data_ref, "tokenizer": "bytes"}
     with progress("train", cfg.steps, unit="step") as bar:
         last: dict[str, Any] = {}
 
@@ -88,12 +92,13 @@ def train_supernet_cmd(space_name: str, data: str | None, steps: int | None, out
 
 
 def supernet_evaluator(folder: str, batches: int | None):
+    """(Evaluator on the supernet's own validation data, the supernet)."""
     from supernet.evaluate import Evaluator
+    from supernet.tasks import supernet_task_data
     from supernet.train import load_supernet
     model, ck = load_supernet(folder)
-    cfg = ck["train"]
-    _, val, _ = lm_data(ck["meta"].get("data"), cfg["seq_len"], cfg["batch_size"], batches or cfg["eval_batches"])
-    return Evaluator(model, val), model
+    td = supernet_task_data(ck["meta"], ck["train"], model.space.max_len, batches)
+    return Evaluator(model, td.val), model
 
 
 @click.command("evaluate")
@@ -102,22 +107,50 @@ def supernet_evaluator(folder: str, batches: int | None):
 @click.option("--arch", "arch_file", required=True, type=click.Path(dir_okay=False),
               help="YAML with one arch or a list (e.g. from `nas space sample`).")
 @click.option("--batches", type=int, default=None, help="Validation batches (default: as in training).")
-def evaluate_cmd(supernet_dir: str, arch_file: str, batches: int | None) -> None:
-    """Validation loss and perplexity of archs with inherited supernet weights."""
+@click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True,
+              help="Translation: the pairs BLEU and chrF are measured on.")
+@click.option("--sentences", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Translation: how many pairs of the split to translate (evenly spaced).")
+@click.option("--beam", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Translation: beam size of the second decoding (1: greedy only).")
+def evaluate_cmd(supernet_dir: str, arch_file: str, batches: int | None, split: str, sentences: int, beam: int) -> None:
+    """Validation loss and perplexity of archs with inherited supernet weights; for translation
+    also BLEU and chrF of greedy and beam-search decoding."""
     from space import analytic_cost
     from supernet.evaluate import bits_per_token, perplexity
     archs = load_archs(arch_file)
     ev, model = supernet_evaluator(supernet_dir, batches)
     for a in archs:
         model.require(a)
-    table = Table("arch", "params", "val loss", "perplexity", "bits/byte", box=None,
-                  title=f"inherited weights, {ev.tokens:,} validation tokens", title_justify="left")
-    with progress("evaluate", len(archs), unit="arch") as bar:
+    translation = model.space.kind == "encoder-decoder"
+    cols = ["arch", "params", "val loss", "perplexity", "bits/byte"]
+    pairs: list = []
+    if translation:
+        from supernet.tasks import parallel_corpus
+        from supernet.train import load_supernet
+        _, ck = load_supernet(supernet_dir)
+        every = getattr(parallel_corpus(ck["meta"].get("data")), split)
+        pairs = [every[i] for i in sorted({round(j * (len(every) - 1) / max(1, sentences - 1))
+                                           for j in range(min(sentences, len(every)))})]
+        cols += ["BLEU greedy", "chrF greedy"] + ([f"BLEU beam {beam}", f"chrF beam {beam}"] if beam > 1 else [])
+    title = f"inherited weights, {ev.tokens:,} validation tokens"
+    if translation:
+        title += f"; BLEU/chrF on {len(pairs):,} {split} pairs (sacrebleu)"
+    table = Table(*cols, box=None, title=title, title_justify="left")
+    units = len(archs) * (1 + (len(pairs) * (1 + (beam > 1)) if translation else 0))
+    with progress("evaluate", units, unit="item") as bar:
         for a in archs:
             loss = ev.loss(a)
-            table.add_row(a.id, f"{analytic_cost(a).params:,}", f"{loss:.4f}", f"{perplexity(loss):.3f}",
-                          f"{bits_per_token(loss):.3f}")
             bar.advance()
+            row = [a.id, f"{analytic_cost(a).params:,}", f"{loss:.4f}", f"{perplexity(loss):.3f}",
+                   f"{bits_per_token(loss):.3f}"]
+            if translation:
+                from supernet.translate import score_translation
+                weights = model.active_weights(a)
+                for k in ([1, beam] if beam > 1 else [1]):
+                    sc = score_translation(a, weights, pairs, beam=k, progress=bar.advance)
+                    row += [f"{sc.bleu:.2f}", f"{sc.chrf:.2f}"]
+            table.add_row(*row)
     stdout_console().print(table)
 
 
@@ -141,3 +174,27 @@ def generate_cmd(model_dir: str, prompt: str, tokens: int, temperature: float, t
         raise UserError("--prompt is empty; give some text to continue")
     new = generate(model, ids, tokens, temperature, top_k, torch.Generator().manual_seed(seed))
     click.echo(prompt + tok.decode(new[0].tolist()))
+
+
+@click.command("translate")
+@click.argument("model_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--text", "texts", multiple=True, help="A sentence to translate (repeatable).")
+@click.option("--file", "file_", default=None, type=click.Path(dir_okay=False), help="Sentences, one per line.")
+@click.option("--beam", default=4, show_default=True, type=click.IntRange(min=1), help="Beam size (1: greedy).")
+def translate_cmd(model_dir: str, texts: tuple[str, ...], file_: str | None, beam: int) -> None:
+    """Translate with an exported encoder-decoder SubTransformer; one output line per input line."""
+    from supernet.subnet import load
+    from supernet.translate import translate_pairs
+    model = load(model_dir)
+    if model.arch.kind != "encoder-decoder":
+        raise UserError(f"{model_dir}: a {model.arch.kind} model does not translate; use `nas generate`")
+    lines = list(texts)
+    if file_:
+        try:
+            lines += Path(file_).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"--file {file_}: cannot read it as UTF-8 text ({e.__class__.__name__})") from None
+    if not lines:
+        raise UserError("nothing to translate: give --text SENTENCE or --file FILE")
+    for line in translate_pairs(model.arch, model.weights(), [(s, "") for s in lines], beam=beam):
+        click.echo(line)

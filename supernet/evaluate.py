@@ -1,7 +1,8 @@
 """Scoring archs with inherited weights, fast: the search calls this thousands of times.
 
-The validation windows are stacked once into one tensor; each arch runs on weight *views* (no
-copies) under inference mode (no autograd), in fixed-size chunks; results are cached by arch id.
+Language-model validation windows are stacked once into one tensor and run in fixed-size chunks;
+translation batches (padded, of different lengths) run as they are. Each arch runs on weight
+*views* (no copies) under inference mode (no autograd); results are cached by arch id.
 """
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from space import Arch
+from supernet import functional
+from supernet.corpus.tokenizer import ByteTokenizer
+
+PAD = ByteTokenizer.PAD
 
 
 class Evaluator:
@@ -21,9 +26,12 @@ class Evaluator:
         if not pairs:
             raise ValueError("Evaluator needs at least one validation batch")
         self.model = model
-        self.x = torch.cat([x for x, _ in pairs])  # (N, T) once, reused for every arch
-        self.y = torch.cat([y for _, y in pairs])
-        self.chunk = chunk
+        if all(isinstance(x, torch.Tensor) for x, _ in pairs) and len({x.shape[1:] for x, _ in pairs}) == 1:
+            x = torch.cat([x for x, _ in pairs])  # (N, T) once, reused for every arch
+            y = torch.cat([y for _, y in pairs])
+            pairs = [(x[i:i + chunk], y[i:i + chunk]) for i in range(0, len(x), chunk)]
+        self.batches = pairs
+        self._tokens = sum(int((y != PAD).sum()) for _, y in pairs)
         self.cache: dict[str, float] = {}
         self.evaluated = 0  # archs actually run (cache misses)
 
@@ -31,12 +39,14 @@ class Evaluator:
     def _run(self, arch: Arch) -> float:
         total = 0.0
         weights = self.model.active_weights(arch)  # sliced once per arch, shared by every chunk
-        from supernet import functional
-        for i in range(0, len(self.x), self.chunk):
-            logits = functional.forward(arch, weights, self.x[i:i + self.chunk])
-            total += F.cross_entropy(logits.flatten(0, 1), self.y[i:i + self.chunk].flatten(), reduction="sum").item()
+        for x, y in self.batches:
+            if isinstance(x, dict):
+                logits = functional.forward(arch, weights, x["tokens"], src=x["src"], src_keep=x["src_keep"])
+            else:
+                logits = functional.forward(arch, weights, x)
+            total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=PAD, reduction="sum").item()
         self.evaluated += 1
-        return total / self.y.numel()
+        return total / self._tokens
 
     def loss(self, arch: Arch) -> float:
         """Mean cross-entropy per token (nats) on the validation windows; cached by arch id."""
@@ -49,7 +59,8 @@ class Evaluator:
 
     @property
     def tokens(self) -> int:
-        return self.y.numel()
+        """Labels scored per arch (padding excluded)."""
+        return self._tokens
 
 
 def perplexity(loss: float) -> float:

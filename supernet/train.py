@@ -18,7 +18,10 @@ import torch.nn.functional as F
 from space import Arch, SearchSpace, space_from_dict
 from space._io import atomic_write_bytes, atomic_write_text
 from space.errors import UserError
+from supernet.corpus.tokenizer import ByteTokenizer
 from supernet.model import SuperTransformer
+
+PAD = ByteTokenizer.PAD  # labels equal to PAD (translation batches' padding) count in no loss
 
 CKPT = "supernet.pt"
 
@@ -41,6 +44,7 @@ class TrainConfig:
     eval_every: int = 100
     eval_batches: int = 8
     ckpt_every: int = 50
+    label_smoothing: float = 0.0  # translation trains with 0.1, as the Transformer and HAT
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -49,12 +53,23 @@ class TrainConfig:
         for name in ("steps", "batch_size", "seq_len", "eval_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")
 
 
-# `--preset quick` trains the embedded default in about 10 minutes on 2 CPU cores.
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": dict(steps=550, batch_size=16, seq_len=128, lr=3e-3, warmup=40, eval_every=100, n_random=1),
-    "full": dict(steps=6000, batch_size=32, seq_len=256, lr=2e-3, warmup=200, eval_every=250),
+# Per task. `--preset quick` trains the embedded default in about 10 minutes on 2 CPU cores.
+# Translation batches are B sentence pairs (seq_len does not apply: each batch is as long as its
+# longest pair) and use label smoothing.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "lm": {
+        "quick": dict(steps=550, batch_size=16, seq_len=128, lr=3e-3, warmup=40, eval_every=100, n_random=1),
+        "full": dict(steps=6000, batch_size=32, seq_len=256, lr=2e-3, warmup=200, eval_every=250),
+    },
+    "translation": {
+        "default": dict(batch_size=32, lr=2e-3, label_smoothing=0.1),
+        "quick": dict(steps=450, batch_size=32, lr=3e-3, warmup=40, eval_every=100, n_random=1, label_smoothing=0.1),
+        "full": dict(steps=6000, batch_size=64, lr=2e-3, warmup=200, eval_every=250, label_smoothing=0.1),
+    },
 }
 
 
@@ -66,14 +81,26 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def lm_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+def run_batch(model, x, *arch: Arch) -> torch.Tensor:
+    """Logits of a batch's input: a token tensor (language model) or the dict a translation batch
+    carries (decoder input, source and source padding mask)."""
+    if isinstance(x, dict):
+        return model(x["tokens"], *arch, src=x["src"], src_keep=x["src_keep"])
+    return model(x, *arch)
 
 
-def distill_loss(student: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
-    """KL(teacher || student) per token: in-place distillation (BigNAS, Once-for-All)."""
+def lm_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over the labels that are not padding."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD,
+                           label_smoothing=smoothing)
+
+
+def distill_loss(student: torch.Tensor, teacher_probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) per real (non-padding) token: in-place distillation (BigNAS, OFA)."""
     v = student.shape[-1]
-    return F.kl_div(F.log_softmax(student.reshape(-1, v), -1), teacher_probs.reshape(-1, v), reduction="batchmean")
+    real = y.reshape(-1) != PAD
+    return F.kl_div(F.log_softmax(student.reshape(-1, v)[real], -1), teacher_probs.reshape(-1, v)[real],
+                    reduction="batchmean")
 
 
 @dataclass
@@ -135,8 +162,7 @@ def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Te
         st.data_gen.set_state(ck["data_gen"])
         st.step, st.log = ck["step"], ck["log"]
     largest, smallest = space.largest(), space.smallest()
-    tokens_per_step = cfg.batch_size * cfg.seq_len
-    t0, step0 = time.perf_counter(), st.step
+    t0, step0, tokens = time.perf_counter(), st.step, 0
     model.train()
     while st.step < cfg.steps:
         for group in opt.param_groups:
@@ -150,15 +176,15 @@ def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Te
         teacher = None
         losses = []
         for i, arch in enumerate(archs):
-            logits = model(x, arch)
+            logits = run_batch(model, x, arch)
             if cfg.sampling == "sandwich" and cfg.distill and i > 0:
                 # Pure distillation from the start copies a teacher that knows nothing yet and, through
                 # the shared weights, holds the teacher back too (measured: 3.38 vs 2.62 nats after
                 # 100 steps): mix in the labels, and bring distillation in gradually.
                 w = cfg.distill_weight * min(1.0, st.step / max(1.0, cfg.distill_ramp * cfg.steps))
-                loss = w * distill_loss(logits, teacher) + (1 - w) * lm_loss(logits, y)
+                loss = w * distill_loss(logits, teacher, y) + (1 - w) * lm_loss(logits, y, cfg.label_smoothing)
             else:
-                loss = lm_loss(logits, y)
+                loss = lm_loss(logits, y, cfg.label_smoothing)
                 if i == 0:
                     teacher = logits.detach().softmax(-1)
             loss.backward()  # one graph at a time: memory of one arch, gradients accumulate
@@ -166,7 +192,8 @@ def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Te
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         st.step += 1
-        rate = (st.step - step0) * tokens_per_step / (time.perf_counter() - t0)
+        tokens += int((y != PAD).sum())
+        rate = tokens / (time.perf_counter() - t0)
         row: dict[str, Any] = {"step": st.step, "loss": losses[0], "lr": lr_at(st.step - 1, cfg), "tokens_per_s": rate}
         if st.step % cfg.eval_every == 0 or st.step == cfg.steps:
             model.eval()
@@ -183,19 +210,23 @@ def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Te
 
 
 @torch.inference_mode()
-def evaluate_loss(model, arch: Arch, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+def evaluate_loss(model, arch: Arch, batches: list) -> float:
+    """Mean cross-entropy (nats) per real label token, without label smoothing."""
     total, n = 0.0, 0
     for x, y in batches:
-        logits = model(x, arch)
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-        n += y.numel()
+        logits = run_batch(model, x, arch)
+        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD,
+                                 reduction="sum").item()
+        n += int((y != PAD).sum())
     return total / n
 
 
-def resolve_config(preset: str | None, **overrides: Any) -> TrainConfig:
-    if preset is not None and preset not in PRESETS:
-        raise UserError(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    base = dict(PRESETS.get(preset, {}))
+def resolve_config(preset: str | None, task: str = "lm", **overrides: Any) -> TrainConfig:
+    presets = PRESETS[task]
+    if preset is not None and preset not in presets:
+        raise UserError(f"--preset {preset!r}: choose one of {', '.join(p for p in presets if p != 'default')}")
+    base = dict(presets.get("default", {}))
+    base.update(presets.get(preset, {}))
     names = {f.name for f in fields(TrainConfig)}
     base.update({k: v for k, v in overrides.items() if v is not None and k in names})
     return TrainConfig(**base)
@@ -206,7 +237,7 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
                 teacher: Callable[[torch.Tensor], torch.Tensor] | None = None, ckpt: Path | None = None) -> list[float]:
     """Plain training of one fixed model (a SubTransformer) with the supernet's schedule and data
     order: the baseline an inherited-weight ranking is judged against, and `nas retrain`.
-    With `teacher` (tokens -> logits) the loss mixes distillation in as the sandwich rule does;
+    With `teacher` (batch input -> logits) the loss mixes distillation in as the sandwich rule does;
     with `ckpt` the run is checkpointed atomically every `ckpt_every` steps and resumes from it."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -227,12 +258,12 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
             group["lr"] = lr_at(step, cfg)
         x, y = batches.sample(cfg.batch_size, gen)
         opt.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = lm_loss(logits, y)
+        logits = run_batch(model, x)
+        loss = lm_loss(logits, y, cfg.label_smoothing)
         if teacher is not None:
             with torch.no_grad():
                 soft = teacher(x).softmax(-1)
-            loss = cfg.distill_weight * distill_loss(logits, soft) + (1 - cfg.distill_weight) * loss
+            loss = cfg.distill_weight * distill_loss(logits, soft, y) + (1 - cfg.distill_weight) * loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()

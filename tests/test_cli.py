@@ -18,7 +18,7 @@ def test_help_lists_every_stage() -> None:
     r = nas("--help")
     assert r.returncode == 0
     for stage in ("train-supernet", "profile", "fit-predictor", "predict", "search", "export", "retrain",
-                  "evaluate", "generate", "hardware", "space"):
+                  "evaluate", "generate", "translate", "hardware", "space"):
         assert stage in r.stdout
 
 

@@ -109,3 +109,60 @@ def test_search_errors(trained: Path) -> None:
     assert "Traceback" not in r.stderr
     r = nas(work, "export", "nowhere", "--out", "x")
     assert r.returncode == 1 and "not a search run folder" in r.stderr
+
+
+TINY_TRANSLATION = """\
+name: tiny-translation
+kind: encoder-decoder
+head_dim: 8
+vocab_size: 259
+max_len: 64
+workload: {batch: 1, seq_len: 16, gen_tokens: 16}
+encoder:
+  embed: [16, 32]
+  depth: [1, 2]
+  heads: [1, 2]
+  ffn_ratio: [1, 2]
+  attention: {softmax: {}, linformer: {proj_len: [4, 8]}, fastformer: {}}
+decoder:
+  embed: [16, 32]
+  depth: [1, 2]
+  heads: [1, 2]
+  ffn_ratio: [1, 2]
+  cross_layers: [1, 2]
+  cross_heads: [1, 2]
+  attention: {softmax: {}, window: {window: [4, 8]}, linear: {}}
+"""
+
+
+@pytest.mark.slow  # ~60 s: the translation workflow through the CLI
+def test_translation_pipeline(work: Path) -> None:
+    (work / "tt.yaml").write_text(TINY_TRANSLATION)
+    words = ["thou", "art", "hath", "doth", "thee", "mine", "love", "king"]
+    src = [" ".join(words[(i * k) % 8] for k in range(1, 2 + i % 3)) for i in range(300)]
+    (work / "src.txt").write_text("\n".join(src) + "\n")
+    (work / "tgt.txt").write_text("\n".join(s.upper() for s in src) + "\n")
+    r = nas(work, "train-supernet", "--space", "tt.yaml", "--src", "src.txt", "--tgt", "tgt.txt", "--steps", "8",
+            "--batch-size", "8", "--out", "tsn")
+    assert r.returncode == 0, r.stderr
+    r = nas(work, "space", "sample", "tt.yaml", "-n", "2")
+    (work / "two.yaml").write_text(r.stdout)
+    r = nas(work, "evaluate", "--supernet", "tsn", "--arch", "two.yaml", "--sentences", "10", "--beam", "2")
+    assert r.returncode == 0, r.stderr
+    assert "BLEU greedy" in r.stdout and "chrF beam 2" in r.stdout and r.stdout.count("\n") >= 3
+
+    r = nas(work, "search", "--hardware", "a100", "--latency-budget", "2s", "--space", "tt.yaml", "--supernet", "tsn",
+            "--iterations", "10", "--out", "trun", "--eval-batches", "1")
+    assert r.returncode == 0, r.stderr
+    assert (work / "trun" / "best.yaml").is_file()
+    r = nas(work, "export", "trun", "--out", "tmodel")
+    assert r.returncode == 0, r.stderr
+    r = nas(work, "translate", "tmodel", "--text", "thou art", "--text", "love", "--beam", "2")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    r = nas(work, "retrain", "tmodel", "--mode", "distill", "--steps", "3", "--batch-size", "8", "--sentences", "5")
+    assert r.returncode == 0, r.stderr
+    result = json.loads((work / "tmodel" / "retrained-distill" / "retrain.json").read_text())
+    assert result["measured_s"] > 0 and result["val_loss"] > 0 and 0 <= result["bleu"] <= 100
+    assert "test BLEU" in r.stderr
+    r = nas(work, "generate", "tmodel")
+    assert r.returncode == 1 and "does not generate" in r.stderr

@@ -1,0 +1,79 @@
+"""The two tasks a supernet trains on, and the data each reads.
+
+- "lm": byte-level language modelling (decoder-only spaces); data = a text file or folder, or the
+  embedded modern-spelling plays.
+- "translation": sequence to sequence (encoder-decoder spaces); data = [source file, target file]
+  (one sentence per line, aligned by line), or the embedded Folio -> modern spelling corpus.
+
+A supernet's checkpoint records its task and data, so evaluation, search and retraining read the
+same data it was trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from space import Arch, SearchSpace
+from space.errors import UserError
+
+TASKS = {"decoder": "lm", "encoder-decoder": "translation"}
+
+
+def task_for(space: SearchSpace | Arch) -> str:
+    """The task of a space's (or an arch's) kind."""
+    if space.kind not in TASKS:
+        what = f"space {space.name!r}" if hasattr(space, "name") else "this model"
+        raise UserError(f"{what} is {space.kind}-only: hwnas trains decoder-only language models and "
+                        f"encoder-decoder translation models; an encoder-only objective (masked LM) is not built yet")
+    return TASKS[space.kind]
+
+
+@dataclass
+class TaskData:
+    task: str
+    train: Any  # .sample(batch_size, generator) -> (x, y)
+    val: list  # fixed validation batches [(x, y)]
+    description: str
+    data: Any  # what the checkpoint records: None (embedded), a path, or [src, tgt]
+
+
+def resolve_data(task: str, data: str | Sequence[str] | None) -> Any:
+    """The data reference a checkpoint stores: absolute paths, or None for the embedded corpus."""
+    if data is None:
+        return None
+    if task == "translation":
+        if isinstance(data, str) or len(data) != 2:
+            raise UserError("translation data is two files, --src FILE and --tgt FILE (one sentence per line, "
+                            "line i of one translates line i of the other)")
+        return [str(Path(p).expanduser().resolve()) for p in data]
+    return str(Path(data).expanduser().resolve())
+
+
+def load_task_data(task: str, data: Any, *, max_len: int, seq_len: int, batch_size: int,
+                   eval_batches: int | None) -> TaskData:
+    """Training sampler and fixed validation batches of a task."""
+    if task == "translation":
+        from supernet.corpus.pairs import PairBatches
+        corpus = parallel_corpus(data)
+        val = list(PairBatches(corpus.val, max_len).eval_batches(batch_size, max_batches=eval_batches))
+        return TaskData(task, PairBatches(corpus.train, max_len), val, corpus.describe(), data)
+    from supernet.corpus import LMBatches, load_text_corpus
+    corpus = load_text_corpus(data)
+    if len(corpus.val) <= seq_len + 1:
+        raise UserError(f"{data or 'the corpus'}: the validation split has {len(corpus.val)} tokens, fewer than one "
+                        f"window of {seq_len + 1}; use more text or a shorter --seq-len")
+    val = list(LMBatches(corpus.val, seq_len).eval_batches(batch_size, max_batches=eval_batches))
+    return TaskData(task, LMBatches(corpus.train, seq_len), val, corpus.describe(), data)
+
+
+def parallel_corpus(data: Any):
+    from supernet.corpus import load_parallel_corpus
+    return load_parallel_corpus(*(data or (None, None)))
+
+
+def supernet_task_data(meta: dict[str, Any], train: dict[str, Any], max_len: int,
+                       eval_batches: int | None = None) -> TaskData:
+    """The data a trained supernet's checkpoint names (its `meta` and `train` config)."""
+    return load_task_data(meta.get("task", "lm"), meta.get("data"), max_len=max_len, seq_len=train["seq_len"],
+                          batch_size=train["batch_size"], eval_batches=eval_batches or train["eval_batches"])
