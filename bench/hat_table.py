@@ -1,9 +1,11 @@
 """The HAT-style table on this CPU: for several latency budgets, the searched arch after retraining
-beside the largest arch and a hand-designed baseline, all retrained alike: validation loss,
-measured latency (one interleaved group with the reference arch, so the machine's drift cancels),
-parameters.
+beside the largest arch and a hand-designed baseline, all retrained alike: validation loss (and for
+translation BLEU and chrF on the test split), measured latency (one interleaved group with the
+reference arch, so the machine's drift cancels), parameters.
 
     python bench/hat_table.py --budgets 40ms 60ms 90ms --out bench/results/hat_table
+    python bench/hat_table.py --space folio-translation --supernet bench/results/supernet-folio \
+        --budgets 60ms 90ms --out bench/results/hat_table_folio
 Results: hat_table.json in --out; the table goes to docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -27,18 +29,27 @@ from latency.profile import reference_arch, time_group  # noqa: E402
 from latency.protocol import TimingProtocol  # noqa: E402
 from latency.store import find_dataset  # noqa: E402
 from nas.search import parse_duration, run_search  # noqa: E402
-from nas.supernet_cli import lm_data, supernet_evaluator  # noqa: E402
+from nas.supernet_cli import supernet_evaluator  # noqa: E402
 from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
 from supernet.subnet import extract  # noqa: E402
+from supernet.tasks import parallel_corpus, supernet_task_data  # noqa: E402
 from supernet.train import TrainConfig, load_supernet, train_fixed  # noqa: E402
+from supernet.translate import score_translation  # noqa: E402
 
 
-def hand_designed(space) -> Arch:
-    """What one would pick by habit: 4 layers of 192, full softmax attention, 4 heads, FFN 4x."""
+def hand_designed(space) -> tuple[str, Arch]:
+    """What one would pick by habit. Language model: 4 layers of 192, full softmax attention, 4 heads,
+    FFN 4x. Translation: the same layers, 3 encoder + 3 decoder, cross-attention on the last encoder
+    layer (the vanilla Transformer's wiring)."""
     layer = Layer("softmax", 4, 4, 768)
-    return space.require(Arch(space.kind, space.head_dim, space.vocab_size, space.max_len,
-                              decoder=Stack(192, (layer,) * 4)))
+    if space.kind == "encoder-decoder":
+        cross = Layer("softmax", 4, 4, 768, cross_layers=1, cross_heads=4)
+        arch = Arch(space.kind, space.head_dim, space.vocab_size, space.max_len,
+                    encoder=Stack(192, (layer,) * 3), decoder=Stack(192, (cross,) * 3))
+        return "hand-designed (3+3 x 192 softmax)", space.require(arch)
+    arch = Arch(space.kind, space.head_dim, space.vocab_size, space.max_len, decoder=Stack(192, (layer,) * 4))
+    return "hand-designed (4x192 softmax)", space.require(arch)
 
 
 def main() -> None:
@@ -49,6 +60,7 @@ def main() -> None:
     ap.add_argument("--budgets", nargs="+", default=["40ms", "60ms", "90ms"])
     ap.add_argument("--iterations", type=int, default=160)
     ap.add_argument("--retrain-steps", type=int, default=300)
+    ap.add_argument("--bleu-pairs", type=int, default=1000, help="Translation: test pairs translated (greedy).")
     ap.add_argument("--out", default="bench/results/hat_table")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -57,7 +69,8 @@ def main() -> None:
     ev, _ = supernet_evaluator(args.supernet, 2)
     sup, ck = load_supernet(args.supernet)
     t0 = time.time()
-    picks: dict[str, Arch] = {"largest": space.largest(), "hand-designed (4x192 softmax)": hand_designed(space)}
+    hand_name, hand = hand_designed(space)
+    picks: dict[str, Arch] = {"largest": space.largest(), hand_name: hand}
     for b in args.budgets:
         with tempfile.TemporaryDirectory() as tmp:
             res = run_search(space, "evolution", evaluate=ev.losses, latency=lambda a: [float(s) for s in lat.predict(a)[0]],
@@ -65,8 +78,16 @@ def main() -> None:
                              options={"population": 40, "sample_size": 10}, hardware=hw.name)
         picks[f"searched, budget {b}"] = res.best_arch
         print(f"budget {b}: {res.best_arch.id} loss {res.best['loss']:.4f}", flush=True)
-    cfg = TrainConfig(steps=args.retrain_steps, batch_size=16, seq_len=128, lr=1e-3, warmup=30, seed=0)
-    train, val, _ = lm_data(ck["meta"].get("data"), cfg.seq_len, cfg.batch_size, 8)
+    translation = space.kind == "encoder-decoder"
+    cfg = TrainConfig(steps=args.retrain_steps, batch_size=32 if translation else 16, seq_len=128, lr=1e-3,
+                      warmup=30, seed=0, label_smoothing=0.1 if translation else 0.0)
+    td = supernet_task_data(ck["meta"], {**ck["train"], "batch_size": cfg.batch_size, "seq_len": cfg.seq_len},
+                            space.max_len, 8)
+    train, val = td.train, td.val
+    if translation:
+        test = parallel_corpus(ck["meta"].get("data")).test
+        n = min(args.bleu_pairs, len(test))
+        test_pairs = [test[round(j * (len(test) - 1) / max(1, n - 1))] for j in range(n)]
     rows = {}
     for name, arch in picks.items():
         model = extract(sup, arch)
@@ -75,14 +96,18 @@ def main() -> None:
         rows[name] = {"arch_id": arch.id, "arch": arch.to_dict(), "params": analytic_cost(arch).params,
                       "val_loss_inherited": inherited, "val_loss_retrained": Evaluator(model, val).loss(arch),
                       "predicted_s": float(lat.predict([arch])[0][0])}
-        print(name, rows[name]["val_loss_retrained"], flush=True)
+        if translation:
+            sc = score_translation(arch, model.weights(), test_pairs)
+            rows[name].update(bleu=sc.bleu, chrf=sc.chrf, bleu_pairs=sc.sentences)
+        print(name, rows[name]["val_loss_retrained"], rows[name].get("bleu"), flush=True)
     # measure every pick in one interleaved group with the reference arch (quiet machine wanted)
     torch.set_num_threads(hw.threads or 1)
     archs = list(picks.values())
+    ref = reference_arch(space)
     timings, _ = time_group(archs, space.workload, "cpu", TimingProtocol(rounds=9, extra_rounds=8), hw.threads,
-                            reference=reference_arch(space))
+                            reference=ref)
     data = read_dataset(find_dataset(hw.name))
-    scale = data.ref_s.median()
+    scale = data[data.ref_id == ref.id].ref_s.median()  # this space's reference on the dataset's scale
     for (name, row), t in zip(rows.items(), timings):
         row.update(measured_raw_s=t.median, measured_s=t.ratio * scale, spread=t.spread)
     largest = rows["largest"]
@@ -92,12 +117,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "hat_table.json").write_text(json.dumps({"args": vars(args), "rows": rows, "seconds": time.time() - t0,
                                                     "latency_source": lat.source, "dataset_scale_s": scale}, indent=2))
-    print("| arch | val loss (retrained) | ppl | measured latency | predicted | speed-up vs largest | params |")
-    print("|---|---|---|---|---|---|---|")
+    quality = "BLEU | chrF | val loss" if translation else "val loss (retrained) | ppl"
+    print(f"| arch | {quality} | measured latency | predicted | speed-up vs largest | params |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if translation else ""))
     for name, r in rows.items():
-        print(f"| {name} | {r['val_loss_retrained']:.4f} | {math.exp(r['val_loss_retrained']):.2f} | "
-              f"{r['measured_s'] * 1e3:.1f} ms | {r['predicted_s'] * 1e3:.1f} ms | {r['speedup_vs_largest']:.2f}x | "
-              f"{r['params'] / 1e6:.2f}M |")
+        q = (f"{r['bleu']:.2f} | {r['chrf']:.2f} | {r['val_loss_retrained']:.4f}" if translation else
+             f"{r['val_loss_retrained']:.4f} | {math.exp(r['val_loss_retrained']):.2f}")
+        print(f"| {name} | {q} | {r['measured_s'] * 1e3:.1f} ms | {r['predicted_s'] * 1e3:.1f} ms | "
+              f"{r['speedup_vs_largest']:.2f}x | {r['params'] / 1e6:.2f}M |")
 
 
 if __name__ == "__main__":
