@@ -225,8 +225,14 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
 
 
 def embedding_params(arch: Arch, name: str) -> int:
+    """Token and position tables and the final LayerNorm of a stack. An encoder-decoder shares one
+    token table of width max(encoder embed, decoder embed): the decoder's part counts its first
+    decoder-embed columns, the encoder's part the columns only it uses (often none)."""
     stack = getattr(arch, name)
-    return (arch.vocab_size + arch.max_len) * stack.embed + 2 * stack.embed  # + the final LayerNorm
+    tok = arch.vocab_size * stack.embed
+    if arch.kind == "encoder-decoder" and name == "encoder":
+        tok = arch.vocab_size * max(0, stack.embed - arch.decoder.embed)
+    return tok + arch.max_len * stack.embed + 2 * stack.embed
 
 
 def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int = 4) -> Cost:

@@ -2,7 +2,8 @@
 
 What is shared (by front portion, as HAT and Once-for-All): an arch of embed d, h heads, kv K/V
 heads, FFN f uses W[:out, :in] of every projection (Q rows [:h*hd], K/V rows [:kv*hd], FFN rows
-[:f]), the first d features of embeddings and LayerNorms, and the first `depth` blocks. All
+[:f]), the first d features of embeddings and LayerNorms, and the first `depth` blocks. An
+encoder-decoder's two stacks share one token table (`modules.shared_embedding`). All
 attention types of a layer share its Q/K/V/output projections, FFN and norms. Not shared: each
 type's own parameters (Linformer's E/F, Fastformer's pooling vectors) sit beside them, per layer,
 and are sliced the same way (E[:proj_len], pooling vectors [:heads]).
@@ -20,7 +21,7 @@ from torch import nn
 from space import Arch, SearchSpace, Stack, StackSpace
 from supernet import functional
 from supernet.attention import get_kernel
-from supernet.modules import BlockParams, StackParams, init_stack
+from supernet.modules import BlockParams, StackParams, init_shared, init_stack, shared_embedding
 
 
 def _linear(lin: nn.Linear, out: int, inp: int, name: str) -> dict[str, torch.Tensor]:
@@ -41,6 +42,9 @@ class SuperTransformer(nn.Module):
         self.space = space
         hd = space.head_dim
         enc_d = max(space.encoder.embed) if space.encoder else None
+        shared = shared_embedding(space.vocab_size, {name: max(ss.embed) for name, ss in space.stacks})
+        if shared is not None:
+            self.embed = shared
         for name, ss in space.stacks:
             d = max(ss.embed)
             kv = max(ss.kv_heads) if ss.kv_heads else max(ss.heads)
@@ -49,7 +53,7 @@ class SuperTransformer(nn.Module):
             cross = (max(ss.cross_heads) * hd, enc_d) if ss.cross_layers else None
             blocks = [BlockParams(d, max(ss.heads) * hd, min(kv, max(ss.heads)) * hd, _max_ffn(ss), extras, cross)
                       for _ in range(max(ss.depth))]
-            self.add_module(name, StackParams(space.vocab_size, space.max_len, d, blocks))
+            self.add_module(name, StackParams(space.vocab_size, space.max_len, d, blocks, tok=shared is None))
         self.reset_parameters(seed)
         self._checked: set[str] = set()
 
@@ -57,12 +61,15 @@ class SuperTransformer(nn.Module):
         g = torch.Generator().manual_seed(seed)
         for name, ss in self.space.stacks:
             init_stack(getattr(self, name), max(ss.depth), g)
+        if hasattr(self, "embed"):
+            init_shared(self.embed, g)
 
     # ---- the slicing function -------------------------------------------------------------------
     def _active_stack(self, name: str, stack: Stack, enc_embed: int | None) -> dict[str, Any]:
         params: StackParams = getattr(self, name)
         d, hd = stack.embed, self.space.head_dim
-        w: dict[str, Any] = {"tok.weight": params.tok.weight[:, :d], "pos.weight": params.pos.weight[:, :d],
+        tok = self.embed if hasattr(self, "embed") else params.tok
+        w: dict[str, Any] = {"tok.weight": tok.weight[:, :d], "pos.weight": params.pos.weight[:, :d],
                              **_norm(params.ln_f, d, "ln_f")}
         blocks = []
         for layer, bp in zip(stack.layers, params.layers):

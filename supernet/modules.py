@@ -30,9 +30,12 @@ class BlockParams(nn.Module):
 
 
 class StackParams(nn.Module):
-    def __init__(self, vocab: int, max_len: int, d: int, blocks: list[BlockParams]) -> None:
+    def __init__(self, vocab: int, max_len: int, d: int, blocks: list[BlockParams], tok: bool = True) -> None:
+        """`tok=False`: the stack reads its token embedding from a table shared with another stack
+        (encoder-decoder models: one vocabulary, one table)."""
         super().__init__()
-        self.tok = nn.Embedding(vocab, d)
+        if tok:
+            self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(max_len, d)
         self.layers = nn.ModuleList(blocks)
         self.ln_f = nn.LayerNorm(d)
@@ -49,7 +52,8 @@ def init_stack(stack: StackParams, depth: int, generator: torch.Generator) -> No
     unit LayerNorms; each attention type initialises its own parameters."""
     from supernet.attention import get_kernel
     with torch.no_grad():
-        stack.tok.weight.normal_(0.0, 0.02, generator=generator)
+        if hasattr(stack, "tok"):
+            stack.tok.weight.normal_(0.0, 0.02, generator=generator)
         stack.pos.weight.normal_(0.0, 0.01, generator=generator)
         for block in stack.layers:
             for name, m in block.named_children():
@@ -62,3 +66,19 @@ def init_stack(stack: StackParams, depth: int, generator: torch.Generator) -> No
                 elif isinstance(m, nn.LayerNorm):
                     m.reset_parameters()
         stack.ln_f.reset_parameters()
+
+
+def shared_embedding(vocab: int, stacks: dict[str, int]) -> nn.Embedding | None:
+    """Encoder-decoder models share one token table between the encoder's input, the decoder's
+    input and the output layer (three-way tying, Press & Wolf 2017; HAT shares all embeddings too):
+    a byte has one vector on both sides, so copying a source byte to the output (most of spelling
+    modernisation, and of names in any translation) is learned early instead of after a mapping
+    between two random tables. Each stack uses the first `embed` columns of it."""
+    if set(stacks) != {"encoder", "decoder"}:
+        return None
+    return nn.Embedding(vocab, max(stacks.values()))
+
+
+def init_shared(table: nn.Embedding, generator: torch.Generator) -> None:
+    with torch.no_grad():
+        table.weight.normal_(0.0, 0.02, generator=generator)

@@ -16,7 +16,7 @@ from space._io import atomic_write_text
 from space.errors import UserError
 from supernet import functional
 from supernet.attention import get_kernel
-from supernet.modules import BlockParams, StackParams, init_stack
+from supernet.modules import BlockParams, StackParams, init_shared, init_stack, shared_embedding
 
 FORMAT = "hwnas-subtransformer"
 VERSION = 1
@@ -28,6 +28,9 @@ class SubTransformer(nn.Module):
         self.arch = arch
         hd = arch.head_dim
         enc_d = arch.encoder.embed if arch.encoder else None
+        shared = shared_embedding(arch.vocab_size, {name: stack.embed for name, stack in arch.stacks})
+        if shared is not None:
+            self.embed = shared  # (vocab, max(encoder embed, decoder embed)); each stack its first columns
         for name, stack in arch.stacks:
             blocks = []
             for layer in stack.layers:
@@ -35,17 +38,23 @@ class SubTransformer(nn.Module):
                     layer.heads, hd, arch.max_len, layer.window or layer.proj_len)}
                 cross = (layer.cross_heads * hd, enc_d) if layer.cross_layers is not None else None
                 blocks.append(BlockParams(stack.embed, layer.heads * hd, layer.kv_heads * hd, layer.ffn, extras, cross))
-            self.add_module(name, StackParams(arch.vocab_size, arch.max_len, stack.embed, blocks))
+            self.add_module(name, StackParams(arch.vocab_size, arch.max_len, stack.embed, blocks, tok=shared is None))
 
     def reset_parameters(self, seed: int = 0) -> "SubTransformer":
         """A fresh initialisation (training from scratch), the same scheme as the supernet's."""
         g = torch.Generator().manual_seed(seed)
         for name, stack in self.arch.stacks:
             init_stack(getattr(self, name), stack.depth, g)
+        if hasattr(self, "embed"):
+            init_shared(self.embed, g)
         return self
 
     def weights(self) -> dict[str, Any]:
-        return {name: getattr(self, name).own() for name, _ in self.arch.stacks}
+        out = {name: getattr(self, name).own() for name, _ in self.arch.stacks}
+        if hasattr(self, "embed"):
+            for name, stack in self.arch.stacks:
+                out[name]["tok.weight"] = self.embed.weight[:, :stack.embed]
+        return out
 
     def active_weights(self, arch: Arch) -> dict[str, Any]:
         """The supernet's interface, for tools that score either (the Evaluator): only its own arch."""
@@ -72,9 +81,13 @@ def _flatten(weights: dict[str, Any]) -> dict[str, torch.Tensor]:
 def extract(supernet: nn.Module, arch: Arch) -> SubTransformer:
     """A standalone copy of `arch` with the supernet's weights (the same slices its forward uses)."""
     sub = SubTransformer(arch)
+    flat = _flatten(supernet.active_weights(arch))
+    if hasattr(sub, "embed"):  # the shared table: the widest stack's slice holds both
+        for name, _ in arch.stacks:
+            flat.pop(f"{name}.tok.weight")
+        flat["embed.weight"] = supernet.embed.weight[:, :sub.embed.weight.shape[1]]
     with torch.no_grad():
-        sub.load_state_dict({n: t.detach().clone() for n, t in _flatten(supernet.active_weights(arch)).items()},
-                            strict=True)
+        sub.load_state_dict({n: t.detach().clone() for n, t in flat.items()}, strict=True)
     return sub.to(next(supernet.parameters()).device)
 
 

@@ -251,10 +251,13 @@ class _Plain(nn.Module):
     def __init__(self, arch: Arch) -> None:
         super().__init__()
         hd = arch.head_dim
+        if arch.kind == "encoder-decoder":  # one token table for both stacks, as wide as the wider
+            self.shared = nn.Embedding(arch.vocab_size, max(arch.encoder.embed, arch.decoder.embed))
         for name, stack in arch.stacks:
             d = stack.embed
-            mods = nn.ModuleDict({"tok": nn.Embedding(arch.vocab_size, d), "pos": nn.Embedding(arch.max_len, d),
-                                  "ln_f": nn.LayerNorm(d)})
+            mods = nn.ModuleDict({"pos": nn.Embedding(arch.max_len, d), "ln_f": nn.LayerNorm(d)})
+            if arch.kind != "encoder-decoder":
+                mods["tok"] = nn.Embedding(arch.vocab_size, d)
             for i, layer in enumerate(stack.layers):
                 qw, kvw = layer.heads * hd, layer.kv_heads * hd
                 block = nn.ModuleDict({"ln1": nn.LayerNorm(d), "q": nn.Linear(d, qw), "k": nn.Linear(d, kvw),
