@@ -67,9 +67,14 @@ def greedy(arch: Arch, weights: dict[str, Any], src: torch.Tensor, src_keep: tor
         if bool(done.all()):
             break
         tokens = nxt[:, None]
-    ids = torch.stack(out, 1).tolist()
-    return [[t for t in row if t < 256] if EOS not in row else [t for t in row[:row.index(EOS)] if t < 256]
-            for row in ids]
+    return [_until_eos(row) for row in torch.stack(out, 1).tolist()]
+
+
+def _until_eos(ids: list[int]) -> list[int]:
+    """The byte ids before the first EOS (PAD and BOS dropped)."""
+    if EOS in ids:
+        ids = ids[:ids.index(EOS)]
+    return [t for t in ids if t < 256]
 
 
 @torch.inference_mode()
