@@ -33,7 +33,7 @@ from nas.supernet_cli import supernet_evaluator  # noqa: E402
 from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
 from supernet.subnet import extract  # noqa: E402
-from supernet.tasks import parallel_corpus, supernet_task_data  # noqa: E402
+from supernet.tasks import evenly_spaced, parallel_corpus, supernet_task_data  # noqa: E402
 from supernet.train import TrainConfig, load_supernet, train_fixed  # noqa: E402
 from supernet.translate import score_translation  # noqa: E402
 
@@ -85,9 +85,7 @@ def main() -> None:
                             space.max_len, 8)
     train, val = td.train, td.val
     if translation:
-        test = parallel_corpus(ck["meta"].get("data")).test
-        n = min(args.bleu_pairs, len(test))
-        test_pairs = [test[round(j * (len(test) - 1) / max(1, n - 1))] for j in range(n)]
+        test_pairs = evenly_spaced(parallel_corpus(ck["meta"].get("data")).test, args.bleu_pairs)
     rows = {}
     for name, arch in picks.items():
         model = extract(sup, arch)

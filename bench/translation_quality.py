@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nas.supernet_cli import supernet_evaluator  # noqa: E402
 from space import analytic_cost  # noqa: E402
-from supernet.tasks import parallel_corpus  # noqa: E402
+from supernet.tasks import evenly_spaced, parallel_corpus  # noqa: E402
 from supernet.train import load_supernet  # noqa: E402
 from supernet.translate import corpus_scores, translate_pairs  # noqa: E402
 
@@ -36,8 +36,8 @@ def main() -> None:
     model, ck = load_supernet(args.supernet)
     ev, _ = supernet_evaluator(args.supernet, None)
     test = parallel_corpus(ck["meta"].get("data")).test
-    n = args.pairs or len(test)
-    pairs = [test[round(j * (len(test) - 1) / max(1, n - 1))] for j in range(n)]
+    pairs = evenly_spaced(test, args.pairs or len(test))
+    n = len(pairs)
     refs = [t for _, t in pairs]
     rows = {}
     bleu, chrf = corpus_scores([s for s, _ in pairs], refs)

@@ -125,10 +125,9 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed
     result = {"mode": mode, "steps": steps, "val_loss_inherited": before, "val_loss": after,
               "perplexity": math.exp(after)}
     if translation:
-        from supernet.tasks import parallel_corpus
+        from supernet.tasks import evenly_spaced, parallel_corpus
         from supernet.translate import score_translation
-        test = parallel_corpus(meta.get("data")).test
-        pairs = [test[round(j * (len(test) - 1) / max(1, sentences - 1))] for j in range(min(sentences, len(test)))]
+        pairs = evenly_spaced(parallel_corpus(meta.get("data")).test, sentences)
         with progress("translate test pairs", len(pairs), unit="pair") as bar:
             sc = score_translation(model.arch, model.weights(), pairs, progress=bar.advance)
         result.update(bleu=sc.bleu, chrf=sc.chrf, bleu_pairs=sc.sentences, decoding=sc.decoding)

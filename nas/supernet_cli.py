@@ -91,12 +91,13 @@ def train_supernet_cmd(space_name: str, data: str | None, src_file: str | None, 
                   f"smallest {final.get('val_smallest', float('nan')):.3f}")
 
 
-def supernet_evaluator(folder: str, batches: int | None):
-    """(Evaluator on the supernet's own validation data, the supernet)."""
+def supernet_evaluator(folder: str, batches: int | None, loaded=None):
+    """(Evaluator on the supernet's own validation data, the supernet). `loaded`: what
+    `load_supernet(folder)` returned, when the caller has it already."""
     from supernet.evaluate import Evaluator
     from supernet.tasks import supernet_task_data
     from supernet.train import load_supernet
-    model, ck = load_supernet(folder)
+    model, ck = loaded or load_supernet(folder)
     td = supernet_task_data(ck["meta"], ck["train"], model.space.max_len, batches)
     return Evaluator(model, td.val), model
 
@@ -118,20 +119,19 @@ def evaluate_cmd(supernet_dir: str, arch_file: str, batches: int | None, split: 
     also BLEU and chrF of greedy and beam-search decoding."""
     from space import analytic_cost
     from supernet.evaluate import bits_per_token, perplexity
+    from supernet.train import load_supernet
     archs = load_archs(arch_file)
-    ev, model = supernet_evaluator(supernet_dir, batches)
+    loaded = load_supernet(supernet_dir)
+    ev, model = supernet_evaluator(supernet_dir, batches, loaded)
     for a in archs:
         model.require(a)
     translation = model.space.kind == "encoder-decoder"
     cols = ["arch", "params", "val loss", "perplexity", "bits/byte"]
     pairs: list = []
     if translation:
-        from supernet.tasks import parallel_corpus
-        from supernet.train import load_supernet
-        _, ck = load_supernet(supernet_dir)
-        every = getattr(parallel_corpus(ck["meta"].get("data")), split)
-        pairs = [every[i] for i in sorted({round(j * (len(every) - 1) / max(1, sentences - 1))
-                                           for j in range(min(sentences, len(every)))})]
+        from supernet.tasks import evenly_spaced, parallel_corpus
+        ck = loaded[1]
+        pairs = evenly_spaced(getattr(parallel_corpus(ck["meta"].get("data")), split), sentences)
         cols += ["BLEU greedy", "chrF greedy"] + ([f"BLEU beam {beam}", f"chrF beam {beam}"] if beam > 1 else [])
     title = f"inherited weights, {ev.tokens:,} validation tokens"
     if translation:

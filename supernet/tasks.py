@@ -67,6 +67,13 @@ def load_task_data(task: str, data: Any, *, max_len: int, seq_len: int, batch_si
     return TaskData(task, LMBatches(corpus.train, seq_len), val, corpus.describe(), data)
 
 
+def evenly_spaced(items: Sequence, n: int) -> list:
+    """`n` items (all, if fewer) spread evenly over `items`, first and last included: a fixed
+    subset that samples every part of a split (plays come in order)."""
+    n = min(n, len(items))
+    return [items[round(j * (len(items) - 1) / max(1, n - 1))] for j in range(n)]
+
+
 def parallel_corpus(data: Any):
     from supernet.corpus import load_parallel_corpus
     return load_parallel_corpus(*(data or (None, None)))
