@@ -34,7 +34,7 @@ from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
 from supernet.subnet import extract  # noqa: E402
 from supernet.tasks import evenly_spaced, parallel_corpus, supernet_task_data  # noqa: E402
-from supernet.train import TrainConfig, load_supernet, train_fixed  # noqa: E402
+from supernet.train import load_supernet, resolve_config, train_fixed  # noqa: E402
 from supernet.translate import score_translation  # noqa: E402
 
 
@@ -79,8 +79,8 @@ def main() -> None:
         picks[f"searched, budget {b}"] = res.best_arch
         print(f"budget {b}: {res.best_arch.id} loss {res.best['loss']:.4f}", flush=True)
     translation = space.kind == "encoder-decoder"
-    cfg = TrainConfig(steps=args.retrain_steps, batch_size=32 if translation else 16, seq_len=128, lr=1e-3,
-                      warmup=30, seed=0, label_smoothing=0.1 if translation else 0.0)
+    cfg = resolve_config(None, "translation" if translation else "lm", steps=args.retrain_steps, seq_len=128,
+                         lr=1e-3, warmup=30, seed=0)
     td = supernet_task_data(ck["meta"], {**ck["train"], "batch_size": cfg.batch_size, "seq_len": cfg.seq_len},
                             space.max_len, 8)
     train, val = td.train, td.val

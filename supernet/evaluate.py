@@ -40,10 +40,8 @@ class Evaluator:
         total = 0.0
         weights = self.model.active_weights(arch)  # sliced once per arch, shared by every chunk
         for x, y in self.batches:
-            if isinstance(x, dict):
-                logits = functional.forward(arch, weights, x["tokens"], src=x["src"], src_keep=x["src_keep"])
-            else:
-                logits = functional.forward(arch, weights, x)
+            tokens, kw = functional.batch_inputs(x)
+            logits = functional.forward(arch, weights, tokens, **kw)
             total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=PAD, reduction="sum").item()
         self.evaluated += 1
         return total / self._tokens

@@ -110,6 +110,14 @@ def memories(arch: Arch, enc_outs: list[torch.Tensor], keep: torch.Tensor | None
     return mem, mkeep
 
 
+def batch_inputs(x: torch.Tensor | dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(tokens, keyword arguments of `forward`) of a batch's input: a token tensor (language model)
+    or the dict a translation batch carries (decoder input, source, source padding mask)."""
+    if isinstance(x, dict):
+        return x["tokens"], {"src": x["src"], "src_keep": x["src_keep"]}
+    return x, {}
+
+
 def forward(arch: Arch, weights: dict[str, Any], tokens: torch.Tensor, *, src: torch.Tensor | None = None,
             src_keep: torch.Tensor | None = None, keep: torch.Tensor | None = None, cache: Cache | None = None,
             last_only: bool = False) -> torch.Tensor:

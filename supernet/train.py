@@ -19,6 +19,7 @@ from space import Arch, SearchSpace, space_from_dict
 from space._io import atomic_write_bytes, atomic_write_text
 from space.errors import UserError
 from supernet.corpus.tokenizer import ByteTokenizer
+from supernet.functional import batch_inputs
 from supernet.model import SuperTransformer
 
 PAD = ByteTokenizer.PAD  # labels equal to PAD (translation batches' padding) count in no loss
@@ -84,11 +85,10 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def run_batch(model, x, *arch: Arch) -> torch.Tensor:
-    """Logits of a batch's input: a token tensor (language model) or the dict a translation batch
-    carries (decoder input, source and source padding mask)."""
-    if isinstance(x, dict):
-        return model(x["tokens"], *arch, src=x["src"], src_keep=x["src_keep"])
-    return model(x, *arch)
+    """Logits of a batch's input (see `functional.batch_inputs`) from a supernet (give `arch`) or a
+    SubTransformer."""
+    tokens, kw = batch_inputs(x)
+    return model(tokens, *arch, **kw)
 
 
 def lm_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:

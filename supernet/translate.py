@@ -9,6 +9,7 @@ cross-attention keys and values; every step feeds one new token per sentence.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -178,7 +179,6 @@ def corpus_scores(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, floa
 
 def score_translation(arch: Arch, weights: dict[str, Any], pairs: Sequence[tuple[str, str]], beam: int = 1,
                       batch_size: int = 64, progress: Callable[[int], Any] | None = None) -> TranslationScores:
-    import time
     t0 = time.perf_counter()
     hyps = translate_pairs(arch, weights, pairs, beam, batch_size, progress)
     bleu, chrf = corpus_scores(hyps, [t for _, t in pairs])
