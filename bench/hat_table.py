@@ -22,19 +22,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency.dataset import read_dataset  # noqa: E402
 from latency.hardware import load_hardware  # noqa: E402
+from latency.measure import measure  # noqa: E402
 from latency.model import latency_model  # noqa: E402
-from latency.profile import reference_arch, time_group  # noqa: E402
 from latency.protocol import TimingProtocol  # noqa: E402
-from latency.store import find_dataset  # noqa: E402
+from nas.api import load_supernet, supernet_evaluator  # noqa: E402
 from nas.search import parse_duration, run_search  # noqa: E402
-from nas.supernet_cli import supernet_evaluator  # noqa: E402
 from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
+from supernet.config import resolve_config  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
 from supernet.subnet import extract  # noqa: E402
-from supernet.tasks import evenly_spaced, parallel_corpus, supernet_task_data  # noqa: E402
-from supernet.train import load_supernet, resolve_config, train_fixed  # noqa: E402
+from supernet.tasks import evenly_spaced, load_task_data, parallel_corpus  # noqa: E402
+from supernet.train import train_fixed  # noqa: E402
 from supernet.translate import score_translation  # noqa: E402
 
 
@@ -66,8 +65,8 @@ def main() -> None:
     torch.set_num_threads(2)
     space, hw = load_space(args.space), load_hardware(args.hardware)
     lat = latency_model(hw, space, space.workload)
-    ev, _ = supernet_evaluator(args.supernet, 2)
-    sup, ck = load_supernet(args.supernet)
+    sup, record = load_supernet(args.supernet)
+    ev = supernet_evaluator(args.supernet, 2, (sup, record))
     t0 = time.time()
     hand_name, hand = hand_designed(space)
     picks: dict[str, Arch] = {"largest": space.largest(), hand_name: hand}
@@ -81,11 +80,11 @@ def main() -> None:
     translation = space.kind == "encoder-decoder"
     cfg = resolve_config(None, "translation" if translation else "lm", steps=args.retrain_steps, seq_len=128,
                          lr=1e-3, warmup=30, seed=0)
-    td = supernet_task_data(ck["meta"], {**ck["train"], "batch_size": cfg.batch_size, "seq_len": cfg.seq_len},
-                            space.max_len, 8)
+    td = load_task_data(record.task, record.data, max_len=space.max_len, seq_len=cfg.seq_len,
+                        batch_size=cfg.batch_size, eval_batches=8)
     train, val = td.train, td.val
     if translation:
-        test_pairs = evenly_spaced(parallel_corpus(ck["meta"].get("data")).test, args.bleu_pairs)
+        test_pairs = evenly_spaced(parallel_corpus(record.data).test, args.bleu_pairs)
     rows = {}
     for name, arch in picks.items():
         model = extract(sup, arch)
@@ -100,21 +99,18 @@ def main() -> None:
         print(name, rows[name]["val_loss_retrained"], rows[name].get("bleu"), flush=True)
     # measure every pick in one interleaved group with the reference arch (quiet machine wanted)
     torch.set_num_threads(hw.threads or 1)
-    archs = list(picks.values())
-    ref = reference_arch(space)
-    timings, _ = time_group(archs, space.workload, "cpu", TimingProtocol(rounds=9, extra_rounds=8), hw.threads,
-                            reference=ref)
-    data = read_dataset(find_dataset(hw.name))
-    scale = data[data.ref_id == ref.id].ref_s.median()  # this space's reference on the dataset's scale
+    timings = measure(list(picks.values()), space.workload, hw.name, TimingProtocol(rounds=9, extra_rounds=8))
+    scale = None
     for (name, row), t in zip(rows.items(), timings):
-        row.update(measured_raw_s=t.median, measured_s=t.ratio * scale, spread=t.spread)
+        row.update(measured_raw_s=t.raw_s, measured_s=t.seconds, spread=t.spread)
+        scale = t.scale
     largest = rows["largest"]
     for row in rows.values():
         row["speedup_vs_largest"] = largest["measured_s"] / row["measured_s"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hat_table.json").write_text(json.dumps({"args": vars(args), "rows": rows, "seconds": time.time() - t0,
-                                                    "latency_source": lat.source, "dataset_scale_s": scale}, indent=2))
+                                                    "latency_source": lat.source, "measured_scale": scale}, indent=2))
     quality = "BLEU | chrF | val loss" if translation else "val loss (retrained) | ppl"
     print(f"| arch | {quality} | measured latency | predicted | speed-up vs largest | params |")
     print("|---|---|---|---|---|---|---|" + ("---|" if translation else ""))

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency.dataset import archs_of, latency_target, read_dataset  # noqa: E402
+from latency.dataset import archs_of, latency_target, read_dataset, reference_scale  # noqa: E402
 from latency.features import feature_names, featurize  # noqa: E402
 from latency.fit import FEW_SHOT, flops_baseline, select_rows  # noqa: E402
 from latency.hardware import load_hardware  # noqa: E402
@@ -53,7 +53,7 @@ def repeat_measurements(rows, space, hw, workload, n: int):
     if hw.threads:
         torch.set_num_threads(hw.threads)
     archs = archs_of(rows.iloc[:n])
-    scale = rows.ref_s.median()  # the dataset's reference median, as latency_target uses
+    scale = reference_scale(rows, reference_arch(space).id)  # the dataset's scale, as latency_target uses
     again, raw = [], []
     for i in range(0, len(archs), 8):
         timings, _ = time_group(archs[i:i + 8], workload, hw.device, TimingProtocol(), hw.threads,

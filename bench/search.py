@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from latency.hardware import load_hardware  # noqa: E402
 from latency.model import latency_model  # noqa: E402
 from nas.search import parse_duration, run_search  # noqa: E402
-from nas.supernet_cli import supernet_evaluator  # noqa: E402
+from nas.api import supernet_evaluator  # noqa: E402
 from space import load_space  # noqa: E402
 
 STRATEGIES = ["random", "evolution", "hat", "tpe", "nsga2"]
@@ -55,9 +55,9 @@ def curves(trials: list[dict], budget_s: float, ref: tuple[float, float]) -> tup
 
 
 def ray_throughput(folder: str, archs, eval_batches: int, rounds: int) -> dict:
-    from nas.ray_pool import RayEvaluatorPool
+    from nas.ray_adapter import RayEvaluatorPool
     from supernet.evaluate import Evaluator
-    serial, _ = supernet_evaluator(folder, eval_batches)
+    serial = supernet_evaluator(folder, eval_batches)
     pool = RayEvaluatorPool(folder, eval_batches, workers=2)
     pool.losses(archs[:2])  # warm-up: actors load the supernet
     times = {"serial": [], "ray-2": []}
@@ -90,7 +90,7 @@ def main() -> None:
     space, hw = load_space(args.space), load_hardware(args.hardware)
     budget_s = parse_duration(args.budget)
     lat = latency_model(hw, space, space.workload)
-    ev, _ = supernet_evaluator(args.supernet, args.eval_batches)  # one cache for every run: same supernet, same data
+    ev = supernet_evaluator(args.supernet, args.eval_batches)  # one cache for every run: same supernet, same data
 
     def latency(archs):
         return [float(s) for s in lat.predict(archs)[0]]

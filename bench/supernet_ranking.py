@@ -32,7 +32,8 @@ from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
 from supernet.corpus import LMBatches, load_text_corpus  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
 from supernet.subnet import SubTransformer, extract  # noqa: E402
-from supernet.train import TrainConfig, lm_loss, load_supernet, train_fixed, train_supernet  # noqa: E402
+from supernet.checkpoint import load_supernet  # noqa: E402
+from supernet.train import TrainConfig, lm_loss, train_fixed, train_supernet  # noqa: E402
 
 
 def pick_archs(space, n_per_kind: int, seed: int) -> list[tuple[str, Arch]]:

@@ -18,10 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nas.supernet_cli import supernet_evaluator  # noqa: E402
+from nas.api import load_supernet, supernet_evaluator  # noqa: E402
 from space import analytic_cost  # noqa: E402
 from supernet.tasks import evenly_spaced, parallel_corpus  # noqa: E402
-from supernet.train import load_supernet  # noqa: E402
 from supernet.translate import corpus_scores, translate_pairs  # noqa: E402
 
 
@@ -33,9 +32,9 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/translation")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    model, ck = load_supernet(args.supernet)
-    ev, _ = supernet_evaluator(args.supernet, None)
-    test = parallel_corpus(ck["meta"].get("data")).test
+    model, record = load_supernet(args.supernet)
+    ev = supernet_evaluator(args.supernet, None, (model, record))
+    test = parallel_corpus(record.data).test
     pairs = evenly_spaced(test, args.pairs or len(test))
     n = len(pairs)
     refs = [t for _, t in pairs]
@@ -60,7 +59,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "translation_quality.json").write_text(json.dumps(
-        {"args": vars(args), "supernet_step": ck["step"], "pairs": n, "rows": rows}, indent=2))
+        {"args": vars(args), "supernet_step": record.step, "pairs": n, "rows": rows}, indent=2))
     print(f"| arch | params | val loss | BLEU greedy | chrF greedy | BLEU beam {args.beam} | chrF beam {args.beam} |")
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():

@@ -97,9 +97,19 @@ def latency_target(df: pd.DataFrame) -> "pd.Series":
     a reference fall back to their raw median."""
     if "ref_ratio" not in df or df.ref_ratio.isna().all():
         return df.median_s
-    ref = df.groupby("ref_id").ref_s.median()
-    scale = df.ref_id.map(ref)
+    scale = df.ref_id.map(reference_scales(df))
     return (df.ref_ratio * scale).fillna(df.median_s)
+
+
+def reference_scales(df: pd.DataFrame) -> "pd.Series":
+    """Each reference arch's median latency over the whole dataset: the scale that a ratio to it
+    (measured beside it, at any time) turns back into seconds."""
+    return df.groupby("ref_id").ref_s.median()
+
+
+def reference_scale(df: pd.DataFrame, ref_id: str) -> float | None:
+    scales = reference_scales(df)
+    return float(scales[ref_id]) if ref_id in scales.index else None
 
 
 def archs_of(df: pd.DataFrame) -> list[Arch]:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from space._io import named_config, read_yaml
+from space._io import check_keys, named_config, read_yaml
 from space.errors import UserError
 
 KINDS = ("cpu", "gpu")
@@ -59,14 +59,8 @@ def _positive(value: Any, where: str) -> float:
 
 
 def hardware_from_dict(d: Any, where: str) -> Hardware:
-    if not isinstance(d, dict):
-        raise HardwareError(f"{where}: expected a mapping of hardware fields")
-    for key in d:
-        if key not in _KEYS:
-            raise HardwareError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(_KEYS)}")
-    for key in ("name", "kind", "device", "peak_flops", "memory_bandwidth", "op_overhead"):
-        if key not in d:
-            raise HardwareError(f"{where}: missing key {key!r}")
+    check_keys(d, where, _KEYS, ("name", "kind", "device", "peak_flops", "memory_bandwidth", "op_overhead"),
+               error=HardwareError, what="a mapping of hardware fields")
     if d["kind"] not in KINDS:
         raise HardwareError(f"{where}.kind={d['kind']!r}; allowed: {', '.join(KINDS)}")
     if d["device"] not in ("cpu", "cuda"):

@@ -16,17 +16,15 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
-import torch
-from scipy.optimize import nnls
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.model_selection import KFold
-from torch import nn
 
 from latency.features import ANALYTIC
 from space.errors import UserError
+from space.registry import Registry
 
 TOTAL, COMPUTE, MEMORY, OVERHEAD = "roofline.total_s", "roofline.compute_s", "roofline.memory_s", "roofline.overhead_s"
 _TINY = 1e-30  # floor before a log: analytic columns are > 0, but a log of 0 must not poison a fit
+
+PREDICTORS: "Registry[LatencyPredictor]" = Registry("latency predictor")
 
 
 class LatencyPredictor(ABC):
@@ -36,6 +34,7 @@ class LatencyPredictor(ABC):
     name: ClassVar[str]
     Config: ClassVar[type]  # the frozen dataclass of its hyper-parameters
     needs: ClassVar[tuple[str, ...]] = ()  # feature columns it cannot work without
+    learns: ClassVar[bool] = True  # False: usable as built, nothing to fit (the analytic roofline)
 
     def __init__(self, feature_names: Sequence[str], config: Any = None) -> None:
         self.feature_names = tuple(feature_names)
@@ -82,9 +81,9 @@ class LatencyPredictor(ABC):
     def from_state(cls, state: dict[str, Any], feature_names: Sequence[str]) -> "LatencyPredictor":
         """Rebuilds exactly what `state()` saved; called on the base class, it dispatches on the name."""
         name = state.get("name") if isinstance(state, dict) else None
-        klass = PREDICTORS.get(name) if cls is LatencyPredictor else cls
+        klass = (PREDICTORS.get(name) if name in PREDICTORS else None) if cls is LatencyPredictor else cls
         if klass is None or klass.name != name:
-            raise UserError(f"predictor state names {name!r}, expected one of {', '.join(sorted(PREDICTORS))}")
+            raise UserError(f"predictor state names {name!r}, expected one of {', '.join(PREDICTORS.names())}")
         if list(state["feature_names"]) != list(feature_names):
             raise UserError(f"predictor {name!r} was fitted on other feature columns; refit it")
         p = klass(feature_names, make_config(name, **state["config"]))
@@ -123,6 +122,9 @@ class LatencyPredictor(ABC):
         return np.log(np.maximum(X[:, self.col(TOTAL)], _TINY)) if residual else np.zeros(len(X))
 
 
+# scikit-learn, SciPy and torch are imported where a predictor fits or predicts: choosing one by
+# name (the CLI's options) and loading a bundle must stay fast.
+
 # ---- analytic: the roofline itself ----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -130,8 +132,9 @@ class AnalyticConfig:
     rel_std: float = 0.5  # "±50%, uncalibrated": spec-sheet peaks and a guessed op overhead
 
 
+@PREDICTORS.register
 class AnalyticPredictor(LatencyPredictor):
-    name, Config, needs = "analytic", AnalyticConfig, (TOTAL,)
+    name, Config, needs, learns = "analytic", AnalyticConfig, (TOTAL,), False
 
     def __init__(self, feature_names: Sequence[str], config: Any = None) -> None:
         super().__init__(feature_names, config)
@@ -155,6 +158,7 @@ class CalibratedConfig:
     std_floor: float = 0.02  # a fit to a handful of rows is never better than the timing noise
 
 
+@PREDICTORS.register
 class CalibratedPredictor(LatencyPredictor):
     """latency ≈ a·compute + b·memory + c·bound + d·overhead + e, every coefficient >= 0 (NNLS).
     bound = total - overhead (the per-invocation max(compute, memory)) lets (c, d) = (1, 1) reproduce
@@ -171,6 +175,7 @@ class CalibratedPredictor(LatencyPredictor):
         y, A = np.exp(log_y), self._design(X)
         scale = np.maximum(A.max(axis=0), _TINY)  # columns span 1e-6..1 s: rescale for a well-posed NNLS
         rw = np.sqrt(w) / y  # dividing each row by y: least squares on the *relative* error
+        from scipy.optimize import nnls
         coef, _ = nnls(A / scale * rw[:, None], np.sqrt(w))
         coef = coef / scale
         if not np.any(coef > 0):
@@ -204,12 +209,14 @@ class GBTConfig:
     seed: int = 0
 
 
+@PREDICTORS.register
 class GBTPredictor(LatencyPredictor):
     """scikit-learn's GradientBoostingRegressor, its trees then copied into flat arrays through the
     public `tree_` attributes: the state is plain numpy, independent of the scikit-learn version."""
     name, Config, needs = "gbt", GBTConfig, (TOTAL,)
 
     def _model(self, n: int) -> GradientBoostingRegressor:
+        from sklearn.ensemble import GradientBoostingRegressor
         c = self.config
         return GradientBoostingRegressor(n_estimators=c.trees, learning_rate=c.learning_rate, max_depth=c.depth,
                                          min_samples_leaf=min(c.min_leaf, max(n // 2, 1)), subsample=c.subsample,
@@ -222,6 +229,7 @@ class GBTPredictor(LatencyPredictor):
         if folds < 2:
             return {**fitted, "rel_std": 0.5}  # one row: nothing to estimate a spread from
         oof = np.empty(len(X))
+        from sklearn.model_selection import KFold
         for tr, te in KFold(folds, shuffle=True, random_state=self.config.seed).split(X):
             part = _export_trees(self._model(len(tr)).fit(X[tr], t[tr], sample_weight=w[tr]), X[:1])
             oof[te] = _tree_predict(part, X[te])
@@ -289,6 +297,7 @@ class MLPConfig:
 def _one_thread() -> Iterator[None]:
     """Matmuls this small gain nothing from threads, and beside a busy job (a profiler, a training
     run) torch's spinning threads make a step 20x slower: one thread, restored afterwards."""
+    import torch
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -297,6 +306,7 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@PREDICTORS.register
 class MLPPredictor(LatencyPredictor):
     name, Config, needs = "mlp", MLPConfig, (TOTAL,)
 
@@ -308,6 +318,8 @@ class MLPPredictor(LatencyPredictor):
         return Z
 
     def _net(self, seed: int) -> nn.Sequential:
+        import torch
+        from torch import nn
         c, width, mods = self.config, len(self.feature_names), []
         with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the global RNG as it was
             torch.manual_seed(seed)
@@ -320,6 +332,7 @@ class MLPPredictor(LatencyPredictor):
         x_mean, x_std = Z.mean(axis=0), Z.std(axis=0)
         x_std[x_std < 1e-12] = 1.0  # constant columns (types this space lacks) stay 0 after scaling
         y_mean, y_std = float(t.mean()), max(float(t.std()), 1e-12)
+        import torch
         Zt = torch.from_numpy((Z - x_mean) / x_std).float()  # (N, F)
         tt = torch.from_numpy((t - y_mean) / y_std).float()  # (N,)
         wt = torch.from_numpy(w).float()
@@ -335,6 +348,7 @@ class MLPPredictor(LatencyPredictor):
         return self._load(fitted)
 
     def _train(self, Z: torch.Tensor, t: torch.Tensor, w: torch.Tensor, seed: int) -> tuple[nn.Module, float]:
+        import torch
         c, n = self.config, len(t)
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(n, generator=g)
@@ -377,6 +391,7 @@ class MLPPredictor(LatencyPredictor):
         return fitted
 
     def _member_logs(self, X: np.ndarray) -> np.ndarray:
+        import torch
         f = self.fitted
         Z = torch.from_numpy((self._inputs(X) - np.asarray(f["x_mean"])) / np.asarray(f["x_std"])).float()
         with torch.no_grad(), _one_thread():
@@ -396,14 +411,8 @@ class MLPPredictor(LatencyPredictor):
 
 # ---- the registry ----------------------------------------------------------------------------------
 
-PREDICTORS: dict[str, type[LatencyPredictor]] = {
-    "mlp": MLPPredictor, "gbt": GBTPredictor, "analytic": AnalyticPredictor, "calibrated": CalibratedPredictor}
-
-
 def make_config(name: str, **kw: Any) -> Any:
-    if name not in PREDICTORS:
-        raise UserError(f"unknown predictor {name!r}; known: {', '.join(sorted(PREDICTORS))}")
-    Config = PREDICTORS[name].Config
+    Config = PREDICTORS.get(name).Config
     allowed = {f.name: f for f in fields(Config)}
     for key, value in kw.items():
         if key not in allowed:
@@ -420,4 +429,4 @@ def make_config(name: str, **kw: Any) -> Any:
 def make_predictor(name: str, feature_names: Sequence[str], **kw: Any) -> LatencyPredictor:
     """A fresh predictor by registry name; `kw` are fields of its Config (e.g. seed=1, members=3)."""
     config = make_config(name, **kw)  # first: an unknown name or option fails here, with the allowed ones
-    return PREDICTORS[name](feature_names, config)
+    return PREDICTORS.create(name, feature_names, config)

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from space._io import check_keys
 from space.errors import UserError
 
 KINDS = ("decoder", "encoder", "encoder-decoder")
@@ -137,16 +138,7 @@ class Arch:
 
 
 def _mapping(d: Any, where: str, required: Iterable[str], allowed: Iterable[str]) -> dict:
-    if not isinstance(d, dict):
-        raise ArchError(f"{where}: expected a mapping, got {type(d).__name__}")
-    allowed = tuple(allowed)
-    for key in d:
-        if key not in allowed:
-            raise ArchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
-    for key in required:
-        if key not in d:
-            raise ArchError(f"{where}: missing key {key!r}")
-    return d
+    return check_keys(d, where, allowed, required, error=ArchError)
 
 
 def _stack_from_dict(d: Any, where: str) -> Stack:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from space._io import check_keys
 from space.arch import Arch, ArchError, Layer
 
 
@@ -44,11 +45,8 @@ class Workload:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "workload") -> "Workload":
-        if not isinstance(d, dict):
-            raise ArchError(f"{where}: expected a mapping with batch, seq_len, gen_tokens")
-        for key in d:
-            if key not in ("batch", "seq_len", "gen_tokens"):
-                raise ArchError(f"{where}: unknown key {key!r}; allowed keys: batch, seq_len, gen_tokens")
+        check_keys(d, where, ("batch", "seq_len", "gen_tokens"), error=ArchError,
+                   what="a mapping with batch, seq_len, gen_tokens")
         return cls(**d)
 
     @classmethod

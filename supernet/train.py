@@ -1,87 +1,33 @@
 """Supernet training: the sandwich rule with in-place distillation (default), or HAT's uniform
-sampling. Checkpoints are atomic and carry every RNG state, so a killed run resumes where its last
-checkpoint stopped and ends exactly where an uninterrupted run would."""
+sampling. Checkpoints are atomic safetensors files that carry every RNG state, so a killed run
+resumes where its last checkpoint stopped and ends exactly where an uninterrupted run would."""
 from __future__ import annotations
 
 import csv
 import io
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
-from space import Arch, SearchSpace, space_from_dict
-from space._io import atomic_write_bytes, atomic_write_text
+from space import Arch, SearchSpace
+from space._io import atomic_write_text
 from space.errors import UserError
+from supernet.checkpoint import (FILE, SupernetRecord, TrainingState, has_supernet, load_supernet, random_state,
+                                 read_checkpoint, read_record, save_supernet, write_checkpoint)
 from supernet.corpus.tokenizer import ByteTokenizer
+from supernet.config import PRESETS, TrainConfig, lr_at, preset_names, resolve_config
 from supernet.functional import batch_inputs
+from supernet.loss import PAD, distill_loss, lm_loss, loss_sum, real_tokens
 from supernet.model import SuperTransformer
 
-PAD = ByteTokenizer.PAD  # labels equal to PAD (translation batches' padding) count in no loss
+CKPT = FILE  # the checkpoint file of a supernet folder
 
-CKPT = "supernet.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 3000
-    batch_size: int = 16
-    seq_len: int = 128
-    lr: float = 2e-3
-    min_lr: float = 2e-4
-    warmup: int = 100
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    sampling: str = "sandwich"  # "sandwich": largest + smallest + n_random per step; "uniform": one random arch (HAT)
-    n_random: int = 2
-    distill: bool = True  # sandwich only: the smaller archs learn from the largest one's outputs ...
-    distill_weight: float = 0.5  # ... with this weight on the distillation loss, the rest on the labels,
-    distill_ramp: float = 0.5  # reached linearly over this fraction of the steps (a new teacher knows nothing)
-    eval_every: int = 100
-    eval_batches: int = 8
-    ckpt_every: int = 50
-    label_smoothing: float = 0.0  # translation trains with 0.1, as the Transformer and HAT
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.sampling not in ("sandwich", "uniform"):
-            raise UserError(f"--sampling {self.sampling!r}: choose sandwich or uniform")
-        for name in ("steps", "batch_size", "seq_len", "eval_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")
-
-
-# Per task. `--preset quick` trains the embedded default in about 10 minutes on 2 CPU cores.
-# Translation batches are B sentence pairs (seq_len does not apply: each batch is as long as its
-# longest pair) and use label smoothing. Its learning rate is lower on purpose: measured on a 2+2-layer
-# model, lr 3e-3 never learned to copy random strings in 400 steps (loss stayed at ln 27), 1.5e-3
-# barely began, 5e-4 to 1e-3 did; on the Folio corpus 1e-3 was best of 5e-4, 1e-3, 3e-3.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "lm": {
-        "quick": dict(steps=550, batch_size=16, seq_len=128, lr=3e-3, warmup=40, eval_every=100, n_random=1),
-        "full": dict(steps=6000, batch_size=32, seq_len=256, lr=2e-3, warmup=200, eval_every=250),
-    },
-    "translation": {
-        "default": dict(batch_size=32, lr=1e-3, label_smoothing=0.1),
-        "quick": dict(steps=450, batch_size=32, lr=1e-3, warmup=40, eval_every=100, n_random=1, label_smoothing=0.1),
-        "full": dict(steps=6000, batch_size=64, lr=1e-3, warmup=200, eval_every=250, label_smoothing=0.1),
-    },
-}
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+__all__ = ["CKPT", "PAD", "PRESETS", "TrainConfig", "TrainState", "distill_loss", "evaluate_loss", "lm_loss",
+           "load_supernet", "lr_at", "preset_names", "resolve_config", "run_batch", "train_fixed", "train_supernet"]
 
 
 def run_batch(model, x, *arch: Arch) -> torch.Tensor:
@@ -89,20 +35,6 @@ def run_batch(model, x, *arch: Arch) -> torch.Tensor:
     SubTransformer."""
     tokens, kw = batch_inputs(x)
     return model(tokens, *arch, **kw)
-
-
-def lm_loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy over the labels that are not padding."""
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD,
-                           label_smoothing=smoothing)
-
-
-def distill_loss(student: torch.Tensor, teacher_probs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """KL(teacher || student) per real (non-padding) token: in-place distillation (BigNAS, OFA)."""
-    v = student.shape[-1]
-    real = y.reshape(-1) != PAD
-    return F.kl_div(F.log_softmax(student.reshape(-1, v)[real], -1), teacher_probs.reshape(-1, v)[real],
-                    reduction="batchmean")
 
 
 @dataclass
@@ -115,56 +47,46 @@ class TrainState:
     log: list[dict[str, Any]]
 
 
-def _save(out: Path, st: TrainState, cfg: TrainConfig, meta: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save({"step": st.step, "model": st.model.state_dict(), "optimizer": st.optimizer.state_dict(),
-                "arch_rng": st.arch_rng.getstate(), "data_gen": st.data_gen.get_state(), "log": st.log,
-                "train": asdict(cfg), "space": st.model.space.to_dict(), "meta": meta}, buf)
-    atomic_write_bytes(out / CKPT, buf.getvalue())
-    if st.log:
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def _write_log(out: Path, log: list[dict[str, Any]]) -> None:
+    if log:
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(st.log[-1]))
+        writer = csv.DictWriter(text, fieldnames=list(log[-1]))
         writer.writeheader()
-        writer.writerows(st.log)
+        writer.writerows(log)
         atomic_write_text(out / "log.csv", text.getvalue())
 
 
-def load_supernet(folder: str | Path) -> tuple[SuperTransformer, dict[str, Any]]:
-    """A trained supernet (eval mode) and its checkpoint's metadata (train config, data, step)."""
-    path = Path(folder) / CKPT
-    if not path.is_file():
-        raise UserError(f"{folder}: no trained supernet here ({CKPT} missing); "
-                        f"train one with `nas train-supernet --out {folder}`")
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = SuperTransformer(space_from_dict(ck["space"]))
-    model.load_state_dict(ck["model"])
-    return model.eval(), {k: ck[k] for k in ("step", "train", "meta", "log")}
+def _save(out: Path, st: TrainState, record: SupernetRecord) -> None:
+    record = record.replace(step=st.step, log=tuple(st.log))
+    save_supernet(out, st.model, record, TrainingState(optimizer=st.optimizer.state_dict(),
+                                                       arch_rng=random_state(st.arch_rng),
+                                                       data_gen=st.data_gen.get_state()))
+    _write_log(out, st.log)
 
 
-def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Tensor, torch.Tensor]], out: Path,
-                   cfg: TrainConfig, meta: dict[str, Any], progress: Callable[..., Any] | None = None) -> TrainState:
+def train_supernet(space: SearchSpace, batches, val_batches: list, out: Path, cfg: TrainConfig,
+                   meta: dict[str, Any], progress: Callable[..., Any] | None = None) -> TrainState:
     """Trains (or resumes) a supernet. `batches.sample(B, generator)` yields (x, y); `val_batches`
-    is a fixed list. `progress(total, row)` is called every step with (total_steps, row)."""
+    is a fixed list; `meta` holds the record's task, data and tokenizer. `progress(total, row)` is
+    called every step with (total_steps, row)."""
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = SuperTransformer(space, seed=cfg.seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    opt = _optimizer(model, cfg)
     st = TrainState(0, model, opt, random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed), [])
-    if (out / CKPT).is_file():
-        ck = torch.load(out / CKPT, map_location="cpu", weights_only=False)
-        if ck["train"] != asdict(cfg) or ck["space"] != space.to_dict() or ck["meta"].get("data") != meta.get("data"):
-            raise UserError(f"{out}: holds a supernet trained with other settings; pass another --out, "
-                            f"or the same settings to resume it")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        st.arch_rng.setstate(ck["arch_rng"])
-        st.data_gen.set_state(ck["data_gen"])
-        st.step, st.log = ck["step"], ck["log"]
+    record = SupernetRecord(space=space.to_dict(), train=cfg, task=meta.get("task", "lm"), data=meta.get("data"),
+                            tokenizer=meta.get("tokenizer") or ByteTokenizer().to_dict(), step=0)
+    if has_supernet(out):
+        _resume(out, st, record)
     largest, smallest = space.largest(), space.smallest()
-    t0, step0, tokens = time.perf_counter(), st.step, 0
+    t0, tokens = time.perf_counter(), 0
     model.train()
     while st.step < cfg.steps:
         for group in opt.param_groups:
@@ -194,7 +116,7 @@ def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Te
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         st.step += 1
-        tokens += int((y != PAD).sum())
+        tokens += real_tokens(y)
         rate = tokens / (time.perf_counter() - t0)
         row: dict[str, Any] = {"step": st.step, "loss": losses[0], "lr": lr_at(st.step - 1, cfg), "tokens_per_s": rate}
         if st.step % cfg.eval_every == 0 or st.step == cfg.steps:
@@ -206,9 +128,25 @@ def train_supernet(space: SearchSpace, batches, val_batches: list[tuple[torch.Te
         if progress:
             progress(cfg.steps, row)
         if st.step % cfg.ckpt_every == 0 or st.step == cfg.steps:
-            _save(out, st, cfg, meta)
+            _save(out, st, record)
     model.eval()
     return st
+
+
+def _resume(out: Path, st: TrainState, record: SupernetRecord) -> None:
+    old = read_record(out)
+    if (old.train, old.space, old.task, old.data) != (record.train, record.space, record.task, record.data):
+        raise UserError(f"{out}: holds a supernet trained with other settings; pass another --out, "
+                        f"or the same settings to resume it")
+    tensors, _, training = read_checkpoint(out / FILE, training=True)
+    if training is None or training.optimizer is None:
+        raise UserError(f"{out}: its supernet holds no training state (a shipped, weights-only file); "
+                        f"train into another --out")
+    st.model.load_state_dict(tensors)
+    st.optimizer.load_state_dict(training.optimizer)
+    st.arch_rng.setstate(training.arch_rng)
+    st.data_gen.set_state(training.data_gen)
+    st.step, st.log = old.step, list(old.log)
 
 
 @torch.inference_mode()
@@ -216,23 +154,9 @@ def evaluate_loss(model, arch: Arch, batches: list) -> float:
     """Mean cross-entropy (nats) per real label token, without label smoothing."""
     total, n = 0.0, 0
     for x, y in batches:
-        logits = run_batch(model, x, arch)
-        total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD,
-                                 reduction="sum").item()
-        n += int((y != PAD).sum())
+        s, k = loss_sum(run_batch(model, x, arch), y)
+        total, n = total + s, n + k
     return total / n
-
-
-def resolve_config(preset: str | None, task: str = "lm", **overrides: Any) -> TrainConfig:
-    presets = PRESETS[task]
-    if preset is not None and preset not in presets:
-        raise UserError(f"--preset {preset!r}: choose one of {', '.join(p for p in presets if p != 'default')}")
-    base = dict(presets.get("default", {}))
-    base.update(presets.get(preset, {}))
-    names = {f.name for f in fields(TrainConfig)}
-    base.update({k: v for k, v in overrides.items() if v is not None and k in names})
-    return TrainConfig(**base)
-
 
 
 def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Callable[[int], Any] | None = None,
@@ -247,13 +171,13 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
     losses: list[float] = []
     start = 0
     if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state["train"] != asdict(cfg):
+        tensors, header, state = read_checkpoint(ckpt, training=True)
+        if header.get("train") != cfg.to_dict() or state is None:
             raise UserError(f"{ckpt}: a retraining with other settings is in progress; remove it or use the same settings")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["data_gen"])
-        start, losses = state["step"], state["losses"]
+        model.load_state_dict(tensors)
+        opt.load_state_dict(state.optimizer)
+        gen.set_state(state.data_gen)
+        start, losses = header["step"], list(state.extra["losses"])
     model.train()
     for step in range(start, cfg.steps):
         for group in opt.param_groups:
@@ -271,10 +195,9 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
         opt.step()
         losses.append(loss.item())
         if ckpt is not None and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
-            buf = io.BytesIO()
-            torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "data_gen": gen.get_state(), "losses": losses, "train": asdict(cfg)}, buf)
-            atomic_write_bytes(ckpt, buf.getvalue())
+            write_checkpoint(ckpt, model.state_dict(), {"step": step + 1, "train": cfg.to_dict()},
+                             TrainingState(optimizer=opt.state_dict(), data_gen=gen.get_state(),
+                                           extra={"losses": losses}))
         if progress:
             progress(step + 1)
     model.eval()

@@ -168,7 +168,7 @@ def test_profile_cli_measures_and_resumes(tmp_path) -> None:
             "--workload", "len=8,gen=2"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
-    assert "3 archs measured now" in r.stderr and "keeps its analytic model" in r.stderr
+    assert "3 archs measured now" in r.stderr and "keeps its current latency model" in r.stderr
     df = read_dataset(tmp_path / "hardware" / "xeon-2vcpu" / "latency.csv")
     assert len(df) == 3 and set(df.threads) == {1}  # the profile's thread count, recorded
     r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)

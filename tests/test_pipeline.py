@@ -3,58 +3,24 @@ train-supernet -> evaluate -> search -> export -> generate -> retrain, plus resu
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-TINY_SPACE = """\
-name: tiny-lm
-kind: decoder
-head_dim: 8
-vocab_size: 259
-max_len: 64
-workload: {batch: 1, seq_len: 16, gen_tokens: 8}
-decoder:
-  embed: [16, 32]
-  depth: [1, 2]
-  heads: [1, 2]
-  kv_heads: [1, 2]
-  ffn_ratio: [1, 2]
-  attention:
-    softmax: {}
-    window: {window: [4, 8]}
-    linear: {}
-"""
-
+from tests.conftest import run_nas
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pipeline")
-    (root / "tiny.yaml").write_text(TINY_SPACE)
-    text = "".join(f"Line {i}: to be, or not to be, that is the question.\n" for i in range(400))
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name in ("a", "b", "c", "d"):
-        (corpus / f"{name}.txt").write_text(text)
-    return root
-
-
-@pytest.fixture(scope="module")
-def trained(work: Path) -> Path:
-    r = nas(work, "train-supernet", "--space", "tiny.yaml", "--data", "corpus", "--steps", "6", "--batch-size", "4",
-            "--seq-len", "32", "--out", "sn")
+def trained(tiny_work: Path) -> Path:
+    r = run_nas(tiny_work, "train-supernet", "--space", "tiny.yaml", "--data", "corpus", "--steps", "6",
+                "--batch-size", "4", "--seq-len", "32", "--out", "cli-sn")
     assert r.returncode == 0, r.stderr
-    assert (work / "sn" / "supernet.pt").is_file() and "supernet saved" in r.stderr
-    return work
+    assert (tiny_work / "cli-sn" / "supernet.safetensors").is_file() and "supernet saved" in r.stderr
+    return tiny_work
 
 
 def nas(work: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HWNAS_HOME": str(work / "home")}
-    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=work, env=env,
-                          timeout=600)
+    return run_nas(work, *args)
 
 
 @pytest.mark.slow  # ~40 s: trains, searches, exports, retrains through the CLI
@@ -62,11 +28,11 @@ def test_pipeline(trained: Path) -> None:
     work = trained
     r = nas(work, "space", "sample", "tiny.yaml", "-n", "3")
     (work / "three.yaml").write_text(r.stdout)
-    r = nas(work, "evaluate", "--supernet", "sn", "--arch", "three.yaml")
+    r = nas(work, "evaluate", "--supernet", "cli-sn", "--arch", "three.yaml")
     assert r.returncode == 0, r.stderr
     assert "perplexity" in r.stdout and r.stdout.count("\n") >= 4
 
-    args = ["search", "--hardware", "a100", "--latency-budget", "2s", "--space", "tiny.yaml", "--supernet", "sn",
+    args = ["search", "--hardware", "a100", "--latency-budget", "2s", "--space", "tiny.yaml", "--supernet", "cli-sn",
             "--iterations", "12", "--out", "run", "--eval-batches", "1"]
     r = nas(work, *args)
     assert r.returncode == 0, r.stderr
@@ -88,7 +54,7 @@ def test_pipeline(trained: Path) -> None:
     card = (work / "model" / "README.md").read_text()
     assert "predicted latency on a100" in card and "analytic" in card
     cfg = json.loads((work / "model" / "config.json").read_text())
-    assert cfg["meta"]["hardware"] == "a100"
+    assert cfg["format"] == "hwnas-subtransformer" and cfg["hardware"] == "a100" and cfg["rank"] == 1
 
     r = nas(work, "generate", "model", "--prompt", "To be", "--tokens", "10")
     assert r.returncode == 0 and r.stdout.startswith("To be")
@@ -104,40 +70,16 @@ def test_search_errors(trained: Path) -> None:
     r = nas(work, "search", "--hardware", "a100", "--latency-budget", "20", "--space", "tiny.yaml")
     assert r.returncode == 1 and "unit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = nas(work, "search", "--hardware", "a100", "--latency-budget", "1us", "--space", "tiny.yaml",
-            "--supernet", "sn", "--out", "nope")
+            "--supernet", "cli-sn", "--out", "nope")
     assert r.returncode == 1 and "smallest predicted latency" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     r = nas(work, "export", "nowhere", "--out", "x")
     assert r.returncode == 1 and "not a search run folder" in r.stderr
 
 
-TINY_TRANSLATION = """\
-name: tiny-translation
-kind: encoder-decoder
-head_dim: 8
-vocab_size: 259
-max_len: 64
-workload: {batch: 1, seq_len: 16, gen_tokens: 16}
-encoder:
-  embed: [16, 32]
-  depth: [1, 2]
-  heads: [1, 2]
-  ffn_ratio: [1, 2]
-  attention: {softmax: {}, linformer: {proj_len: [4, 8]}, fastformer: {}}
-decoder:
-  embed: [16, 32]
-  depth: [1, 2]
-  heads: [1, 2]
-  ffn_ratio: [1, 2]
-  cross_layers: [1, 2]
-  cross_heads: [1, 2]
-  attention: {softmax: {}, window: {window: [4, 8]}, linear: {}}
-"""
-
-
 @pytest.mark.slow  # ~60 s: the translation workflow through the CLI
-def test_translation_pipeline(work: Path) -> None:
-    (work / "tt.yaml").write_text(TINY_TRANSLATION)
+def test_translation_pipeline(tiny_work: Path) -> None:
+    work = tiny_work
     words = ["thou", "art", "hath", "doth", "thee", "mine", "love", "king"]
     src = [" ".join(words[(i * k) % 8] for k in range(1, 2 + i % 3)) for i in range(300)]
     (work / "src.txt").write_text("\n".join(src) + "\n")

@@ -168,7 +168,7 @@ def test_bundle_bad_files(tmp_path, fitted: dict) -> None:
 # ---- the registry and the metrics ------------------------------------------------------------------
 
 def test_unknown_predictor_and_option() -> None:
-    with pytest.raises(UserError, match="unknown predictor 'xgboost'; known: analytic, calibrated, gbt, mlp"):
+    with pytest.raises(UserError, match="unknown latency predictor 'xgboost'; choose one of: analytic, calibrated, gbt, mlp"):
         make_predictor("xgboost", NAMES)
     with pytest.raises(UserError, match="unknown option 'epoch'; allowed: hidden"):
         make_predictor("mlp", NAMES, epoch=3)

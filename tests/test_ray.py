@@ -12,12 +12,24 @@ from latency.dataset import read_dataset  # noqa: E402
 from latency.hardware import load_hardware  # noqa: E402
 from latency.profile import profile  # noqa: E402
 from latency.protocol import TimingProtocol  # noqa: E402
-from latency.remote import ray_group_runner  # noqa: E402
+from nas.ray_adapter import RayEvaluatorPool, ray_group_runner  # noqa: E402
 from space import Workload  # noqa: E402
+from supernet.checkpoint import load_supernet  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
-from supernet.train import TrainConfig, load_supernet, train_supernet  # noqa: E402
-from tests.test_supernet import SPACES  # noqa: E402
+from supernet.train import TrainConfig, train_supernet  # noqa: E402
+from tests.conftest import tiny_space  # noqa: E402
 from tests.test_train import VAL, Counting  # noqa: E402
+
+SPACES = {"decoder": tiny_space("decoder")}
+
+
+def toy_factory():
+    """A scorer factory defined inside a function, so Ray ships it by value (the workers cannot
+    import this test module)."""
+    def toy_evaluator(folder, batches):
+        model, _ = load_supernet(folder)
+        return Evaluator(model, VAL)
+    return toy_evaluator
 
 
 @pytest.fixture(scope="module")
@@ -43,39 +55,33 @@ def test_actor_pool_matches_serial_and_survives_a_killed_worker(cluster, tmp_pat
     space = SPACES["decoder"]
     train_supernet(space, Counting(), VAL, tmp_path, TrainConfig(steps=3, batch_size=4, seq_len=24, warmup=1,
                                                                  eval_every=100, ckpt_every=3), {"data": None})
-    def toy_evaluator(folder, batches):
-        model, _ = load_supernet(folder)
-        return Evaluator(model, VAL), model
-    from nas.ray_pool import RayEvaluatorPool
+    toy_evaluator = toy_factory()
     archs = [space.sample(i) for i in range(6)]
-    serial = toy_evaluator(str(tmp_path), 1)[0].losses(archs)
+    serial = toy_evaluator(str(tmp_path), 1).losses(archs)
     pool = RayEvaluatorPool(str(tmp_path), 1, workers=2, evaluator_factory=toy_evaluator)
     assert pool.losses(archs) == pytest.approx(serial, rel=1e-6)
     ray.kill(pool.actors[0], no_restart=False)  # a worker dies; Ray restarts it; its chunk is retried
     more = [space.sample(i) for i in range(6, 10)]
-    want = toy_evaluator(str(tmp_path), 1)[0].losses(more)
+    want = toy_evaluator(str(tmp_path), 1).losses(more)
     assert pool.losses(more) == pytest.approx(want, rel=1e-6)
     pool.close()
     assert torch.get_num_threads() >= 1
 
 
 def test_search_with_two_workers_equals_serial(cluster, tmp_path) -> None:
-    from nas.ray_pool import RayEvaluatorPool
     from nas.search import run_search
     from space import analytic_cost
     space = SPACES["decoder"]
     train_supernet(space, Counting(), VAL, tmp_path / "sn", TrainConfig(steps=3, batch_size=4, seq_len=24, warmup=1,
                                                                         eval_every=100, ckpt_every=3), {"data": None})
 
-    def toy_evaluator(folder, batches):
-        model, _ = load_supernet(folder)
-        return Evaluator(model, VAL), model
+    toy_evaluator = toy_factory()
 
     def latency(archs):
         return [analytic_cost(a).flops / 1e9 for a in archs]
 
     budget = sorted(latency([space.sample(i) for i in range(50)]))[35]
-    serial = run_search(space, "evolution", evaluate=toy_evaluator(str(tmp_path / "sn"), 1)[0].losses,
+    serial = run_search(space, "evolution", evaluate=toy_evaluator(str(tmp_path / "sn"), 1).losses,
                         latency=latency, budget_s=budget, iterations=24, batch=8, run_dir=tmp_path / "serial", seed=3,
                         options={"population": 8, "sample_size": 3})
     pool = RayEvaluatorPool(str(tmp_path / "sn"), 1, workers=2, evaluator_factory=toy_evaluator)

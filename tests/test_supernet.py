@@ -6,38 +6,13 @@ import random
 import pytest
 import torch
 
-from space import ATTENTION_TYPES, Arch, Layer, Stack, analytic_cost, space_from_dict
-from supernet.attention import kernels
+from space import ATTENTION_TYPES, Arch, Layer, Stack, analytic_cost
+from supernet.attention import ATTENTION, kernels
+from supernet.card import ModelCard
 from supernet.functional import Cache
 from supernet.model import SuperTransformer
 from supernet.subnet import SubTransformer, extract, load, save
-
-CAUSAL = [t for t, s in ATTENTION_TYPES.items() if s.causal]
-ALL = list(ATTENTION_TYPES)
-ATTN = {"softmax": {}, "window": {"window": [3, 5]}, "linear": {}, "linformer": {"proj_len": [4, 8]},
-        "fastformer": {}}
-
-
-def _stack(types, cross=False):
-    d = {"embed": [16, 32], "depth": [1, 2], "heads": [2, 4], "kv_heads": [1, 2, 4], "ffn_ratio": [1, 2],
-         "attention": {t: ATTN[t] for t in types}}
-    if cross:
-        d.update(cross_layers=[1, 2], cross_heads=[1, 2])
-    return d
-
-
-def tiny(kind: str):
-    base = {"name": f"tiny-{kind}", "head_dim": 8, "vocab_size": 23, "max_len": 96, "kind": kind}
-    if kind == "decoder":
-        return space_from_dict({**base, "decoder": _stack(CAUSAL)})
-    if kind == "encoder":
-        return space_from_dict({**base, "encoder": _stack(ALL)})
-    return space_from_dict({**base, "encoder": _stack(ALL), "decoder": _stack(CAUSAL, cross=True)})
-
-
-SPACES = {k: tiny(k) for k in ("decoder", "encoder", "encoder-decoder")}
-MODELS = {k: SuperTransformer(s, seed=1) for k, s in SPACES.items()}
-
+from tests.conftest import ALL, CAUSAL, KINDS
 
 def only(space, attn: str, seed: int = 0) -> Arch:
     """A random arch of `space` whose every layer (of the stack that allows it) uses `attn`."""
@@ -71,7 +46,7 @@ def _inputs(arch: Arch, t: int = 20, b: int = 2, seed: int = 0):
 
 
 def _cases():
-    for kind, space in SPACES.items():
+    for kind in KINDS:
         types = ALL if kind == "encoder" else CAUSAL if kind == "decoder" else ALL
         for attn in types:
             yield kind, attn
@@ -79,8 +54,8 @@ def _cases():
 
 
 @pytest.mark.parametrize("kind, attn", list(_cases()))
-def test_extraction_equals_supernet(kind: str, attn: str) -> None:
-    space, model = SPACES[kind], MODELS[kind]
+def test_extraction_equals_supernet(kind: str, attn: str, tiny_spaces, tiny_supernets) -> None:
+    space, model = tiny_spaces[kind], tiny_supernets[kind]
     for seed in range(3):
         arch = space.sample(seed) if attn == "mixed" else only(space, attn, seed)
         x, kw = _inputs(arch, seed=seed)
@@ -97,12 +72,12 @@ def _wl(arch):
 
 
 def test_every_type_is_registered() -> None:
-    assert set(kernels()) == set(ATTENTION_TYPES)
+    assert ATTENTION.names() == list(ATTENTION_TYPES) == list(kernels())  # the space's order, one kernel each
 
 
 @pytest.mark.parametrize("attn", CAUSAL)
-def test_causality(attn: str) -> None:
-    space, model = SPACES["decoder"], MODELS["decoder"]
+def test_causality(attn: str, tiny_spaces, tiny_supernets) -> None:
+    space, model = tiny_spaces["decoder"], tiny_supernets["decoder"]
     arch = only(space, attn, 1)
     x, _ = _inputs(arch, t=30)
     y = x.clone()
@@ -115,10 +90,10 @@ def test_causality(attn: str) -> None:
 
 @pytest.mark.parametrize("kind", ["decoder", "encoder-decoder"])
 @pytest.mark.parametrize("attn", CAUSAL + ["mixed"])
-def test_cached_decoding_equals_full_forward(kind: str, attn: str) -> None:
-    space = SPACES[kind]
+def test_cached_decoding_equals_full_forward(kind: str, attn: str, tiny_spaces, tiny_supernets) -> None:
+    space = tiny_spaces[kind]
     arch = space.sample(5) if attn == "mixed" else only(space, attn, 2)
-    sub = extract(MODELS[kind], arch).eval()
+    sub = extract(tiny_supernets[kind], arch).eval()
     x, kw = _inputs(arch, t=80)  # longer than the linear kernel's 64-token chunk and any window
     with torch.no_grad():
         full = sub(x, **kw)
@@ -131,8 +106,8 @@ def test_cached_decoding_equals_full_forward(kind: str, attn: str) -> None:
         assert all(s["self"]["k"].shape[2] < max(5, 11) for s in cache.layers.values())
 
 
-def test_gradients_reach_only_active_slices() -> None:
-    space, model = SPACES["encoder"], SuperTransformer(SPACES["encoder"], seed=3)
+def test_gradients_reach_only_active_slices(tiny_spaces) -> None:
+    space, model = tiny_spaces["encoder"], SuperTransformer(tiny_spaces["encoder"], seed=3)
     arch = Arch("encoder", 8, 23, 96, encoder=Stack(16, (Layer("linformer", 2, 1, 16, proj_len=4),)))
     x, _ = _inputs(arch)
     model(x, arch).square().mean().backward()
@@ -147,8 +122,8 @@ def test_gradients_reach_only_active_slices() -> None:
     assert model.encoder.tok.weight.grad[:, 16:].abs().sum() == 0
 
 
-def test_padding_mask_no_nan_and_no_leak() -> None:
-    space, model = SPACES["encoder"], MODELS["encoder"]
+def test_padding_mask_no_nan_and_no_leak(tiny_spaces, tiny_supernets) -> None:
+    space, model = tiny_spaces["encoder"], tiny_supernets["encoder"]
     for attn in ALL:
         arch = only(space, attn, 4)
         x, _ = _inputs(arch, t=12)
@@ -162,20 +137,68 @@ def test_padding_mask_no_nan_and_no_leak() -> None:
         assert torch.allclose(a[0, :8], b[0, :8], atol=1e-5), attn
 
 
-def test_save_load_round_trip(tmp_path) -> None:
-    arch = SPACES["encoder-decoder"].sample(9)
-    sub = extract(MODELS["encoder-decoder"], arch)
-    save(sub, tmp_path / "m", meta={"note": "x"})
+def test_save_load_round_trip(tmp_path, tiny_spaces, tiny_supernets) -> None:
+    arch = tiny_spaces["encoder-decoder"].sample(9)
+    sub = extract(tiny_supernets["encoder-decoder"], arch)
+    save(sub, tmp_path / "m", ModelCard(arch=arch, params=0, hardware="xeon-2vcpu"))
     again = load(tmp_path / "m")
     x, kw = _inputs(arch)
     with torch.no_grad():
         assert torch.equal(sub(x, **kw), again(x, **kw))
-    assert again.arch == arch and again.meta == {"note": "x"}
+    assert again.arch == arch and again.card.hardware == "xeon-2vcpu"
+    assert again.card.params == sum(p.numel() for p in sub.parameters())
 
 
-def test_forward_rejects_foreign_arch() -> None:
+def test_forward_rejects_foreign_arch(tiny_spaces, tiny_supernets) -> None:
     from space import ArchError
-    foreign = SPACES["decoder"].largest()
+    foreign = tiny_spaces["decoder"].largest()
     big = Arch(foreign.kind, 8, 23, 96, decoder=Stack(64, foreign.decoder.layers))
     with pytest.raises(ArchError, match="decoder.embed=64 is not in the space"):
-        MODELS["decoder"](torch.zeros(1, 4, dtype=torch.long), big)
+        tiny_supernets["decoder"](torch.zeros(1, 4, dtype=torch.long), big)
+
+
+@pytest.mark.parametrize("name", ATTENTION.names())
+class TestKernelContract:
+    """What every registered attention type promises, checked on raw heads (B=2, h=4, kv=2, hd=8)."""
+
+    def layer(self, name: str) -> Layer:
+        param = ATTENTION_TYPES[name].param
+        return Layer(name, 4, 2, 16, **({param: {"window": 5, "proj_len": 8}[param]} if param else {}))
+
+    def heads(self, t: int = 12):
+        g = torch.Generator().manual_seed(0)
+        q = torch.randn(2, 4, t, 8, generator=g)
+        k, v = torch.randn(2, 2, t, 8, generator=g), torch.randn(2, 2, t, 8, generator=g)
+        return q, k, v
+
+    def extra(self, name: str, layer: Layer) -> dict:
+        kernel = ATTENTION.create(name)
+        shapes = kernel.extra_shapes(4, 8, 96, layer.window or layer.proj_len)
+        extra = {n: torch.zeros(s) for n, s in shapes.items()}
+        kernel.init_extra(extra, generator=torch.Generator().manual_seed(1))
+        return kernel.slice_extra(extra, layer)
+
+    def test_shape_and_padding(self, name: str) -> None:
+        kernel, layer = ATTENTION.create(name), self.layer(name)
+        q, k, v = self.heads()
+        keep = torch.ones(2, 12, dtype=torch.bool)
+        keep[1, 9:] = False
+        causal = ATTENTION_TYPES[name].causal
+        out = kernel.attend(q, k, v, self.extra(name, layer), layer, causal=causal, keep=None if causal else keep)
+        assert out.shape == q.shape and torch.isfinite(out).all()
+
+    def test_incremental_equals_whole(self, name: str) -> None:
+        kernel, layer = ATTENTION.create(name), self.layer(name)
+        if not ATTENTION_TYPES[name].causal:
+            with pytest.raises(NotImplementedError):
+                kernel.step(*self.heads(), {}, layer, None)
+            return
+        q, k, v = self.heads(t=70)  # past the linear kernel's chunk of 64 and any window
+        extra = self.extra(name, layer)
+        whole = kernel.attend(q, k, v, extra, layer, causal=True)
+        out, state = kernel.step(q[:, :, :9], k[:, :, :9], v[:, :, :9], extra, layer, None)
+        parts = [out]
+        for t in range(9, 70):
+            out, state = kernel.step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1], extra, layer, state)
+            parts.append(out)
+        assert torch.allclose(whole, torch.cat(parts, 2), atol=1e-5)

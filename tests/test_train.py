@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from space.errors import UserError
+from supernet.checkpoint import load_supernet
 from supernet.evaluate import Evaluator
-from supernet.train import TrainConfig, load_supernet, train_supernet
-from tests.test_supernet import SPACES
+from supernet.train import TrainConfig, train_supernet
 
 
 class Counting:
@@ -28,8 +28,8 @@ def cfg(**kw) -> TrainConfig:
 
 
 @pytest.mark.parametrize("sampling", ["sandwich", "uniform"])
-def test_loss_falls(tmp_path, sampling) -> None:
-    space = SPACES["decoder"]
+def test_loss_falls(tmp_path, sampling, tiny_spaces) -> None:
+    space = tiny_spaces["decoder"]
     st = train_supernet(space, Counting(), VAL, tmp_path, cfg(sampling=sampling), {"data": None})
     first, last = st.log[0], st.log[-1]
     model, _ = load_supernet(tmp_path)
@@ -40,8 +40,8 @@ def test_loss_falls(tmp_path, sampling) -> None:
     assert (tmp_path / "log.csv").read_text().startswith("step,loss,lr,tokens_per_s,val_largest,val_smallest")
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path) -> None:
-    space = SPACES["decoder"]
+def test_killed_run_resumes_to_the_same_weights(tmp_path, tiny_spaces) -> None:
+    space = tiny_spaces["decoder"]
     straight = train_supernet(space, Counting(), VAL, tmp_path / "a", cfg(steps=20), {"data": None})
 
     class Killed(Exception):
@@ -52,16 +52,16 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path) -> None:
             raise Killed
     with pytest.raises(Killed):
         train_supernet(space, Counting(), VAL, tmp_path / "b", cfg(steps=20), {"data": None}, progress=kill_at_13)
-    _, ck = load_supernet(tmp_path / "b")
-    assert ck["step"] == 10  # the last checkpoint survives; at most one interval is lost
+    _, record = load_supernet(tmp_path / "b")
+    assert record.step == 10  # the last checkpoint survives; at most one interval is lost
     resumed = train_supernet(space, Counting(), VAL, tmp_path / "b", cfg(steps=20), {"data": None})
     assert resumed.step == 20
     for (n, p), (_, q) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(p, q), n
 
 
-def test_other_settings_in_run_folder_refused(tmp_path) -> None:
-    space = SPACES["decoder"]
+def test_other_settings_in_run_folder_refused(tmp_path, tiny_spaces) -> None:
+    space = tiny_spaces["decoder"]
     train_supernet(space, Counting(), VAL, tmp_path, cfg(steps=10), {"data": None})
     with pytest.raises(UserError, match="other settings"):
         train_supernet(space, Counting(), VAL, tmp_path, cfg(steps=10, lr=0.5), {"data": None})

@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from space import Arch, SearchSpace
 from space.errors import UserError
+from space.registry import Registry
 
 Feasible = Callable[[Arch], bool]
 
@@ -139,18 +140,12 @@ def zip_results(archs: Sequence[Arch], losses: Sequence[float],
 
 # ---- registry and factory -----------------------------------------------------------------------
 
-STRATEGIES: dict[str, type[Searcher]] = {}
-
-
-def register(cls: type[Searcher]) -> type[Searcher]:
-    STRATEGIES[cls.name] = cls
-    return cls
+STRATEGIES: Registry[Searcher] = Registry("search strategy")
+register = STRATEGIES.register
 
 
 def strategy_class(name: str) -> type[Searcher]:
-    if name not in STRATEGIES:
-        raise UserError(f"unknown search strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]
+    return STRATEGIES.get(name)
 
 
 def resolve_options(name: str, options: dict[str, Any] | None) -> SearchOptions:

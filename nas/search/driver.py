@@ -83,9 +83,7 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
             predicted[arch.id] = float(latency([arch])[0])
         return predicted[arch.id]
 
-    settings = {"space": space_label(space), "strategy": strategy, "seed": seed, "budget_s": float(budget_s),
-                "options": opts}
-    study = rec.open_study(run_dir, cls.directions, settings)
+    study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts))
     rec.fail_running(study)  # trials in flight when a previous run died
     searcher = make_searcher(strategy, space, lambda a: latency_of(a) <= budget_s, seed, study=study, **opts)
     done = rec.evaluated(study)
@@ -115,6 +113,12 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
         rec.fail_running(study)  # what was told is recorded; the batch in flight is not
         raise
     return _result(strategy, Path(run_dir), study)
+
+
+def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any]) -> dict:
+    """What a resumed run must share with the recorded one."""
+    return {"space": space_label(space), "strategy": strategy, "seed": seed, "budget_s": float(budget_s),
+            "options": options}
 
 
 def space_label(space: SearchSpace) -> str:

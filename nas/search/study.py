@@ -53,12 +53,33 @@ def open_study(run_dir: Path, directions: Sequence[str], settings: dict[str, Any
     if not recorded:
         for key, value in settings.items():
             study.set_user_attr(key, value)
-    elif any(recorded.get(k) != v for k, v in settings.items()):
+    else:
+        _compare(run_dir, recorded, settings)
+    return study
+
+
+def check_resumable(run_dir: Path, settings: dict[str, Any]) -> int:
+    """Before any long work: fails with one line when `run_dir` holds a journal of a different
+    search; returns how many trials it already holds (0 for a new run). Writes nothing."""
+    path = journal_path(run_dir)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    try:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    except KeyError:
+        return 0
+    _compare(run_dir, study.user_attrs, json.loads(json.dumps(settings)))
+    return len(evaluated(study))
+
+
+def _compare(run_dir: Path, recorded: dict[str, Any], settings: dict[str, Any]) -> None:
+    if any(recorded.get(k) != v for k, v in settings.items()):
         diff = "; ".join(f"{k}: recorded {_show(recorded.get(k))}, now {_show(v)}"
                          for k, v in settings.items() if recorded.get(k) != v)
         raise UserError(f"{journal_path(run_dir)} holds a different search ({diff}); "
-                        "resume it with the same settings or use another --run-dir")
-    return study
+                        "resume it with the same settings or use another --out")
 
 
 def _show(value: Any) -> str:

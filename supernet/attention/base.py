@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from space.arch import ATTENTION_TYPES, Layer
+from space.registry import Registry
 
 State = dict[str, Any]
 
@@ -57,19 +58,22 @@ def expand_kv(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x if groups == 1 else x.repeat_interleave(groups, dim=1)
 
 
-_REGISTRY: dict[str, Kernel] = {}
+def _declared(name: str) -> None:
+    if name not in ATTENTION_TYPES:
+        raise KeyError(f"attention type {name!r} is not declared in space.arch.ATTENTION_TYPES")
 
 
-def register(kernel: Kernel) -> Kernel:
-    if kernel.name not in ATTENTION_TYPES:
-        raise KeyError(f"attention type {kernel.name!r} is not declared in space.arch.ATTENTION_TYPES")
-    _REGISTRY[kernel.name] = kernel
-    return kernel
+ATTENTION: Registry[Kernel] = Registry("attention type", check=_declared)
+register = ATTENTION.register
+_INSTANCES: dict[str, Kernel] = {}
 
 
 def get_kernel(name: str) -> Kernel:
-    return _REGISTRY[name]
+    """The kernel of an attention type (kernels hold no state: one instance each)."""
+    if name not in _INSTANCES:
+        _INSTANCES[name] = ATTENTION.create(name)
+    return _INSTANCES[name]
 
 
 def kernels() -> dict[str, Kernel]:
-    return dict(_REGISTRY)
+    return {name: get_kernel(name) for name in ATTENTION.names()}

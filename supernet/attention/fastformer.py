@@ -18,6 +18,7 @@ def _pool(x: torch.Tensor, w: torch.Tensor, keep: torch.Tensor | None) -> torch.
     return torch.einsum("bht,bhtd->bhd", scores.softmax(-1), x)
 
 
+@register
 class Fastformer(Kernel):
     name = "fastformer"
 
@@ -42,5 +43,3 @@ class Fastformer(Kernel):
         gk = _pool(p, extra["wk"], keep)  # (B, h, hd): the global key
         return gk[:, :, None, :] * v + q
 
-
-register(Fastformer())

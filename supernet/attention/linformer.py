@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from supernet.attention.base import Kernel, register
 
 
+@register
 class Linformer(Kernel):
     name = "linformer"
 
@@ -35,5 +36,3 @@ class Linformer(Kernel):
         vp = torch.einsum("kn,bhnd->bhkd", extra["F"][:, :n], v)
         return F.scaled_dot_product_attention(q, kp, vp, enable_gqa=True)
 
-
-register(Linformer())

@@ -18,6 +18,7 @@ def positions_mask(q_start: int, t: int, k_start: int, s: int, window: int | Non
     return allowed
 
 
+@register
 class Softmax(Kernel):
     name = "softmax"
 
@@ -59,5 +60,3 @@ class Softmax(Kernel):
             k, v = k[:, :, first:], v[:, :, first:]
         return out, {"k": k, "v": v, "seen": seen + t}
 
-
-register(Softmax())

@@ -7,11 +7,10 @@ from supernet.attention.base import register
 from supernet.attention.softmax import Softmax
 
 
+@register
 class Window(Softmax):
     name = "window"
 
     def _window(self, layer) -> int:
         return layer.window
 
-
-register(Window())

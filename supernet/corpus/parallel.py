@@ -24,10 +24,11 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from space._io import atomic_write_text
 
 from .align import align_lines
 from .editions import folio_lines, modern_lines
@@ -175,19 +176,11 @@ def _cache_read(path: Path, fingerprint: str) -> dict | None:
 
 
 def _cache_write(path: Path, fingerprint: str, corpus: dict) -> None:
-    tmp = None
+    # atomic: a reader never sees a half-written cache, even with two processes building it at once
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # temp file + os.replace: a reader never sees a half-written cache, even with two
-        # processes building it at once
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
-                                         prefix=path.name, suffix=".tmp", delete=False) as f:
-            tmp = f.name
-            json.dump({"version": CACHE_VERSION, "fingerprint": fingerprint, "corpus": corpus}, f)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps({"version": CACHE_VERSION, "fingerprint": fingerprint, "corpus": corpus}))
     except OSError:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from space._io import check_keys
+
 
 @dataclass(frozen=True)
 class ByteTokenizer:
@@ -41,9 +43,7 @@ class ByteTokenizer:
     @classmethod
     def from_dict(cls, d: dict) -> "ByteTokenizer":
         want = cls().to_dict()
-        unknown = sorted(set(d) - set(want))
-        if unknown:
-            raise ValueError(f"tokenizer: unknown key {unknown[0]!r}; expected keys {sorted(want)}")
+        check_keys(d, "tokenizer", want, error=ValueError)
         for k, v in want.items():
             if d.get(k, v) != v:  # a model saved with another id layout must not load silently
                 raise ValueError(f"tokenizer: {k}={d[k]!r} but ByteTokenizer has {k}={v!r}; "

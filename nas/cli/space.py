@@ -6,36 +6,19 @@ import sys
 import click
 from rich.table import Table
 
-from nas.progress import stdout_console
-from space import ATTENTION_TYPES, Arch, SearchSpace, Workload, analytic_cost, builtin_spaces, load_space
+from nas.api import sample_archs
+from nas.cli._common import stdout_console
+from space import ATTENTION_TYPES, Workload, analytic_cost, builtin_spaces, load_space
 from space.arch import dump_yaml
-
-
-def human(n: float, unit: str = "") -> str:
-    """1234567 -> '1.23M'; keeps tables narrow."""
-    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= factor:
-            return f"{n / factor:.3g}{suffix}{unit}"
-    return f"{n:.3g}{unit}"
+from space.display import arch_summary, human
 
 
 def _choices(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
-def _arch_summary(arch: Arch) -> str:
-    parts = []
-    for name, stack in arch.stacks:
-        layers = " ".join(
-            f"{l.attn}{'/' + str(l.window or l.proj_len) if (l.window or l.proj_len) else ''}"
-            f":{l.heads}h{'/' + str(l.kv_heads) + 'kv' if l.kv_heads != l.heads else ''}:{l.ffn}"
-            + (f":x{l.cross_layers}" if l.cross_layers else "")
-            for l in stack.layers)
-        parts.append(f"{name} {stack.embed}x{stack.depth} [{layers}]")
-    return "; ".join(parts)
-
-
-@click.group("space", help="Inspect search spaces: list, show, sample.")
+@click.group("space", help="Inspect search spaces: list, show, sample. Attention types: "
+             + ", ".join(ATTENTION_TYPES) + ".")
 def space() -> None:
     pass
 
@@ -84,7 +67,7 @@ def show_cmd(space_name: str, workload: str | None) -> None:
         table.add_row(label, arch.id, human(c.params), human(c.flops), human(c.bytes, "B"))
     con.print(table)
     for label, arch in extremes:
-        con.print(f"{label}: {_arch_summary(arch)}", soft_wrap=True, highlight=False, markup=False)
+        con.print(f"{label}: {arch_summary(arch)}", soft_wrap=True, highlight=False, markup=False)
 
 
 @space.command("sample", help="K archs of the space as YAML (every --arch FILE option reads it).")
@@ -93,16 +76,7 @@ def show_cmd(space_name: str, workload: str | None) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the sampler.")
 @click.option("--unique/--no-unique", default=True, show_default=True, help="Skip duplicates.")
 def sample_cmd(space_name: str, count: int, seed: int, unique: bool) -> None:
-    s: SearchSpace = load_space(space_name)
-    from space import make_rng
-    rng = make_rng(seed)
-    archs: dict[str, Arch] = {}
-    tries = 0
-    while len(archs) < count and tries < 100 * count:
-        a = s.sample(rng)
-        tries += 1
-        if unique and a.id in archs:
-            continue
-        archs[a.id if unique else str(tries)] = a
+    s = load_space(space_name)
+    archs = sample_archs(s, count, seed=seed, unique=unique)
     sys.stdout.write(f"# {len(archs)} archs of space {s.name}, seed {seed}\n")
-    sys.stdout.write(dump_yaml([a.to_dict() for a in archs.values()]))
+    sys.stdout.write(dump_yaml([a.to_dict() for a in archs]))

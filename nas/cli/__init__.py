@@ -1,7 +1,8 @@
-"""The `nas` command line: one group, one subcommand per stage of the workflow.
+"""The `nas` command line: one group, one subcommand per stage of the workflow. Each command only
+parses its options, calls `nas.api` and prints.
 
 Every user-facing failure (bad space, bad arch, missing corpus, ...) ends with one line on stderr
-and a non-zero exit, never a traceback: `main()` turns the project's error types into that line.
+and a non-zero exit, never a traceback: `main()` turns `UserError` into that line.
 """
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ import sys
 
 import click
 
-from nas._errors import USER_ERRORS
-from nas.export_cli import export_cmd, retrain_cmd
-from nas.latency_cli import fit_predictor_cmd, hardware_cmd, predict_cmd, profile_cmd
-from nas.search_cli import search_cmd
-from nas.space_cli import space
-from nas.supernet_cli import evaluate_cmd, generate_cmd, train_supernet_cmd, translate_cmd
+from nas.cli.export import export_cmd, retrain_cmd
+from nas.cli.latency import fit_predictor_cmd, hardware_cmd, predict_cmd, profile_cmd
+from nas.cli.search import search_cmd
+from nas.cli.space import space
+from nas.cli.supernet import evaluate_cmd, generate_cmd, train_supernet_cmd, translate_cmd
+from space.errors import UserError
 
 WORKFLOW = """\b
 Hardware-aware neural architecture search for Transformers.
 \b
 Workflow:  train-supernet -> profile -> fit-predictor -> search -> export -> retrain
 Main job:  nas search --hardware a100 --latency-budget 20ms
+Python:    from nas import api   (docs/api.md)
 """
 
 
@@ -30,8 +32,8 @@ def cli() -> None:
     pass
 
 
-for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd, translate_cmd, profile_cmd, predict_cmd,
-                 hardware_cmd, fit_predictor_cmd, search_cmd, retrain_cmd):
+for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd, translate_cmd, profile_cmd,
+                 predict_cmd, hardware_cmd, fit_predictor_cmd, search_cmd, retrain_cmd):
     cli.add_command(_command)
 
 
@@ -43,10 +45,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
+    except click.UsageError as e:  # one line, like every other bad input
+        where = e.ctx.command_path if e.ctx else "nas"
+        click.echo(f"{where}: error: {e.format_message()} (see `{where} --help`)", err=True)
         sys.exit(e.exit_code)
-    except USER_ERRORS as e:
+    except click.ClickException as e:
+        click.echo(f"nas: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except UserError as e:
         click.echo(f"nas: error: {e}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -1,3 +1,0 @@
-from space.errors import UserError
-
-USER_ERRORS = (UserError,)

@@ -1,0 +1,139 @@
+"""The export stage of the API: a searched arch as a standalone SubTransformer folder, retrained."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.api.progress import Progress, as_progress
+from nas.api._common import as_archs
+from space import Arch
+from space._io import atomic_write_json
+from space.errors import UserError
+from supernet.card import ModelCard
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    card: ModelCard
+
+    @property
+    def arch(self) -> Arch:
+        return self.card.arch
+
+
+def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, supernet: str | Path | None = None,
+           arch: str | Path | Arch | None = None) -> ExportResult:
+    """Writes a standalone SubTransformer folder (config.json with the typed card, model.safetensors,
+    README.md): the `rank`-th arch of a search run, or any `arch` of a `supernet`."""
+    from nas.search.report import ranked
+    from supernet.checkpoint import load_supernet, read_record
+    from supernet.subnet import extract, save
+    if run is not None:
+        if supernet is not None or arch is not None:
+            raise UserError("export: give a search RUN folder, or --supernet DIR with --arch FILE, not both")
+        if not isinstance(rank, int) or rank < 1:
+            raise UserError(f"--rank {rank!r}: must be 1 or more")
+        rec, chosen, row = ranked(run, rank)
+        supernet = rec.supernet
+        fields = dict(run=str(Path(run).resolve()), rank=rank, loss=float(row["loss"]), hardware=rec.hardware,
+                      workload=rec.workload, latency_s=float(row["latency_s"]), latency_source=rec.latency_source,
+                      latency_budget_s=rec.latency_budget_s)
+    elif supernet is not None and arch is not None:
+        archs = as_archs(arch)
+        if len(archs) != 1:
+            raise UserError(f"{arch}: holds {len(archs)} archs; export takes exactly one")
+        chosen, fields = archs[0], {}
+    else:
+        raise UserError("export: give a search RUN folder, or --supernet DIR with --arch FILE")
+    record = read_record(supernet)
+    model, _ = load_supernet(supernet)
+    model.require(chosen)
+    card = ModelCard(arch=chosen, params=0, task=record.task, data=record.data, tokenizer=record.tokenizer,
+                     supernet=str(Path(supernet).resolve()), **fields)
+    folder = save(extract(model, chosen), out, card)
+    from supernet.subnet import load
+    return ExportResult(folder, load(folder).card)
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    folder: Path  # where the retrained model was saved
+    mode: str
+    steps: int
+    val_loss_inherited: float  # nats/token before retraining
+    val_loss: float  # after
+    measured: Any  # latency.measure.Measurement, on this machine
+    card: ModelCard
+    translation: dict[str, float] | None = None  # bleu, chrf on test pairs
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.val_loss)
+
+
+def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, lr: float | None = None,
+            batch_size: int | None = None, seq_len: int = 128, sentences: int = 500, seed: int = 0,
+            out: str | Path | None = None, progress: Progress | bool = True) -> RetrainResult:
+    """Retrains an exported SubTransformer (`scratch`: fresh weights, as HAT; `finetune`: from the
+    inherited weights; `distill`: inherited weights taught by the supernet's largest arch),
+    checkpointed and resumable; then scores it and measures its latency here."""
+    from latency.measure import measure
+    from supernet.checkpoint import load_supernet
+    from supernet.config import resolve_config
+    from supernet.evaluate import Evaluator
+    from supernet.subnet import load, save
+    from supernet.tasks import load_task_data, task_for
+    from supernet.train import run_batch, train_fixed
+    if mode not in ("scratch", "finetune", "distill"):
+        raise UserError(f"--mode {mode!r}: choose scratch, finetune or distill")
+    model = load(model_dir)
+    card: ModelCard = model.card
+    task = card.task or task_for(model.arch)
+    translation = task == "translation"
+    if mode == "distill" and not card.supernet:
+        raise UserError(f"{model_dir}: its card names no supernet to distill from; use --mode finetune")
+    # the task's defaults (batch, label smoothing); a language model from scratch takes its supernet's
+    # 3e-3, everything else 1e-3 (translation never learns to copy at 3e-3: supernet/config.py)
+    default_lr = 3e-3 if mode == "scratch" and not translation else 1e-3
+    cfg = resolve_config(None, task, steps=steps, batch_size=batch_size, seq_len=min(seq_len, model.arch.max_len),
+                         lr=lr or default_lr, warmup=min(50, steps // 10 + 1), seed=seed, eval_every=10**9,
+                         ckpt_every=50)
+    td = load_task_data(task, card.data, max_len=model.arch.max_len, seq_len=cfg.seq_len,
+                        batch_size=cfg.batch_size, eval_batches=8)
+    target = Path(out) if out else Path(model_dir) / f"retrained-{mode}"
+    target.mkdir(parents=True, exist_ok=True)
+    before = Evaluator(model, td.val).loss(model.arch)
+    if mode == "scratch":
+        model.reset_parameters(seed)
+    teacher = None
+    if mode == "distill":
+        sup, _ = load_supernet(card.supernet)
+        largest = sup.space.largest()
+        teacher = lambda x: run_batch(sup, x, largest)  # noqa: E731
+    p = as_progress(progress)
+    with p.task(f"retrain ({mode})", steps, unit="step") as bar:
+        train_fixed(model, td.train, cfg, progress=lambda s: bar.update(s), teacher=teacher,
+                    ckpt=target / "retrain.safetensors")
+    after = Evaluator(model, td.val).loss(model.arch)
+    result: dict[str, Any] = {"mode": mode, "steps": steps, "val_loss_inherited": before, "val_loss": after,
+                              "perplexity": math.exp(after)}
+    scores = None
+    if translation:
+        from supernet.tasks import evenly_spaced, parallel_corpus
+        from supernet.translate import score_translation
+        pairs = evenly_spaced(parallel_corpus(card.data).test, sentences)
+        with p.task("translate test pairs", len(pairs), unit="pair") as bar:
+            sc = score_translation(model.arch, model.weights(), pairs, progress=bar.advance)
+        scores = {"bleu": sc.bleu, "chrf": sc.chrf, "pairs": sc.sentences}
+        result.update(bleu=sc.bleu, chrf=sc.chrf, bleu_pairs=sc.sentences, decoding=sc.decoding)
+    m = measure([model.arch], card.work(), card.hardware)[0]
+    result.update(measured_s=m.seconds, measured_raw_s=m.raw_s, measured_spread=m.spread, measured_on=m.device_name,
+                  measured_threads=m.threads, measured_workload=m.workload, measured_scale=m.scale)
+    new_card = card.replace(retrain=result)
+    save(model, target, new_card)
+    atomic_write_json(target / "retrain.json", {**result, **{k: getattr(card, k) for k in (
+        "latency_s", "latency_source", "latency_budget_s", "hardware") if getattr(card, k) is not None}})
+    return RetrainResult(target, mode, steps, before, after, m, new_card, scores)

@@ -1,0 +1,181 @@
+"""The latency stage of the API: profile a device, fit a predictor, predict, look at hardware."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from nas.api._common import as_archs, as_hardware, as_space, as_workload
+from nas.api.progress import Progress, as_progress
+from space import Arch, SearchSpace, Workload
+from space.errors import UserError
+
+
+@dataclass(frozen=True)
+class PredictorReport:
+    """A fitted, saved predictor and how good it is on held-out archs."""
+
+    path: Path  # the bundle
+    plot: Path  # predicted vs measured PNG
+    kind: str  # gbt | mlp | calibrated
+    rows: int  # measured archs it was fitted on
+    test_rows: int
+    metrics: dict[str, dict[str, float]]  # per model on the held-out rows: rmse_ms, mape, within_5, within_10, kendall_tau
+    repeatability: dict[str, float]  # the measurement's own noise
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    dataset: Path
+    added: int  # archs measured by this call
+    rows: int  # rows for this hardware and workload in the dataset
+    median_s: float
+    median_spread: float
+    predictor: PredictorReport | None  # fitted when the dataset holds enough archs of the space
+
+
+MIN_ROWS_FOR_PREDICTOR = 30
+
+
+def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakespeare", samples: int = 200,
+            workload: str | Workload | None = None, out: str | Path | None = None, seed: int = 0, group: int = 8,
+            rounds: int = 5, max_spread: float = 0.05, threads: int | None = None, ray_address: str | None = None,
+            backend: str = "torch", progress: Progress | bool = True) -> ProfileResult:
+    """Times `samples` archs of `space` on the device of `hardware` (here, or on a Ray node) and
+    appends them to a resumable dataset; with 30 archs or more, fits the measured predictor."""
+    from latency.dataset import read_dataset
+    from latency.profile import check_device, profile as run_profile
+    from latency.protocol import TimingProtocol
+    from latency.runner import BACKENDS
+    from latency.store import dataset_path
+    hw, space = as_hardware(hardware), as_space(space)
+    w = as_workload(workload, space)
+    protocol = TimingProtocol(rounds=rounds, max_spread=max_spread)
+    if samples < 1 or group < 1:
+        raise UserError("profile: samples and group must be at least 1")
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if ray_address and backend != "torch":
+        raise UserError("--backend onnxruntime runs locally only; drop --ray-address")
+    threads = threads or hw.threads
+    path = Path(out) if out else dataset_path(hw.name)
+    if path.exists():
+        read_dataset(path)  # an existing file must be a dataset before we append to it
+    run_group = None
+    if ray_address:
+        from nas.ray_adapter import ray_group_runner
+        run_group = ray_group_runner(hw, ray_address)
+    else:
+        check_device(hw)
+    p = as_progress(progress)
+    p.note(f"profiling {samples} archs of {space.name} on {hw.name} ({hw.device}), workload {w}, "
+           f"{rounds} interleaved rounds in groups of {group}; dataset {path}")
+    with p.task("profile", samples, unit="arch") as bar:
+        added = run_profile(space, hw, w, samples, path, seed=seed, protocol=protocol, group=group, threads=threads,
+                            run_group=run_group, backend=backend,
+                            progress=lambda n, total, info: bar.update(samples - total + n, info))
+    df = read_dataset(path)
+    mine = df[(df.hardware == hw.name) & (df.workload == str(w))]
+    report = None
+    if len(mine[mine.space == space.name]) >= MIN_ROWS_FOR_PREDICTOR:
+        report = fit_predictor(hw, space=space, workload=w, data=path, progress=False)
+    else:
+        p.note(f"{hw.name} keeps its current latency model until {MIN_ROWS_FOR_PREDICTOR} archs are measured "
+               f"(then, or with `nas fit-predictor`, a measured predictor is fitted)")
+    return ProfileResult(path, added, len(mine), float(mine.median_s.median()), float(mine.spread.median()), report)
+
+
+def fit_predictor(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakespeare",
+                  workload: str | Workload | None = None, data: str | Path | None = None, predictor: str = "gbt",
+                  test_fraction: float = 0.2, seed: int = 0, out: str | Path | None = None,
+                  progress: Progress | bool = True) -> PredictorReport:
+    """Fits a latency predictor on a measured dataset, reports its held-out error beside FLOPs
+    alone, the analytic model and the measurement's own noise, and saves it (one-file bundle + PNG)."""
+    from latency.bundle import save_bundle
+    from latency.dataset import read_dataset
+    from latency.features import FEATURE_VERSION, feature_names
+    from latency.fit import fit_and_report, plot_predictions
+    from latency.predictors import PREDICTORS
+    from latency.store import bundle_path, find_dataset
+    hw, space = as_hardware(hardware), as_space(space)
+    w = as_workload(workload, space)
+    if predictor not in learned_predictors():
+        PREDICTORS.get(predictor)  # an unknown name: the registry's message
+        raise UserError(f"--predictor {predictor}: nothing to fit; choose one of {', '.join(learned_predictors())}")
+    if not 0.05 <= test_fraction <= 0.5:
+        raise UserError(f"--test-fraction {test_fraction}: must be in [0.05, 0.5]")
+    path = Path(data) if data else find_dataset(hw.name)
+    if path is None:
+        raise UserError(f"no latency dataset for {hw.name}; measure one with `nas profile --hardware {hw.name}` "
+                        "or pass --data CSV")
+    result = fit_and_report(read_dataset(path), hw, space, w, predictor, test_fraction, seed)
+    target = Path(out) if out else bundle_path(hw.name, space.name, w)
+    save_bundle(target, result.predictor, feature_names=feature_names(space), feature_version=FEATURE_VERSION,
+                hardware=hw.to_dict(), space=space.to_dict(), workload=w.to_dict(),
+                source="calibrated" if predictor == "calibrated" else "measured", metrics=result.metrics[predictor],
+                dataset={"rows": result.rows, "file": str(path),
+                         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")})
+    png = target.with_suffix(".png")
+    plot_predictions(result, predictor, png, f"{hw.name} / {space.name} / {w}")
+    m = result.metrics[predictor]
+    as_progress(progress).note(f"saved {target} and {png} ({predictor}: {m['within_10']:.0%} of held-out archs "
+                               f"within ±10%, Kendall τ {m['kendall_tau']:.2f})")
+    return PredictorReport(target, png, predictor, result.rows, len(result.test), result.metrics, result.repeatability)
+
+
+def learned_predictors() -> list[str]:
+    """Registered predictors that learn from measurements (the analytic roofline does not)."""
+    from latency.predictors import PREDICTORS
+    return [name for name, cls in PREDICTORS.items() if getattr(cls, "learns", True)]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    arch: Arch
+    seconds: float  # point prediction
+    rel_std: float  # the predictor's relative std (0.04 = ±4%)
+    source: str  # measured | calibrated | analytic
+
+
+def predict(hardware: str | Any, archs: str | Path | Arch | Sequence[Arch], *,
+            space: str | Path | SearchSpace | None = None, workload: str | Workload | None = None) -> list[Prediction]:
+    """Predicted latency of archs on a hardware profile, with its uncertainty and source."""
+    from latency.model import latency_model, space_for
+    archs = as_archs(archs)
+    if not archs:
+        raise UserError("predict: no archs given")
+    hw = as_hardware(hardware)
+    space = as_space(space) if space is not None else space_for(archs[0])
+    model = latency_model(hw, space, as_workload(workload, space))
+    seconds, rel = model.predict(archs)
+    return [Prediction(a, float(s), float(r), model.source) for a, s, r in zip(archs, seconds, rel)]
+
+
+@dataclass(frozen=True)
+class HardwareInfo:
+    hardware: Any  # latency.hardware.Hardware
+    predictor: str  # the latency model that answers for the space, described
+
+
+def hardware(name: str | None = None, *, space: str | Path | SearchSpace = "lm-shakespeare") -> list[HardwareInfo]:
+    """Every shipped hardware profile (or the one named) with the latency model that answers for `space`."""
+    from latency.hardware import builtin_hardware
+    from latency.model import predictor_status
+    space = as_space(space)
+    names = [name] if name else builtin_hardware()
+    out = []
+    for n in names:
+        hw = as_hardware(n)
+        out.append(HardwareInfo(hw, predictor_status(hw, space, space.workload)))
+    return out
+
+
+def latency_function(hw, space: SearchSpace, workload: Workload):
+    """(archs -> predicted seconds, the model): what a search calls for every candidate."""
+    from latency.model import latency_model
+    model = latency_model(hw, space, workload)
+
+    def latency(archs: list[Arch]) -> list[float]:
+        return [float(s) for s in model.predict(archs)[0]]
+    return latency, model

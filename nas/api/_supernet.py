@@ -1,0 +1,304 @@
+"""The supernet stage of the API: train one, find the one to search with, score archs with it."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from typing import TYPE_CHECKING
+
+from nas.api._common import as_archs, as_space
+from nas.api.progress import Progress, as_progress
+from space import Arch, SearchSpace, analytic_cost
+from space.errors import UserError
+from supernet.config import TrainConfig, resolve_config
+
+if TYPE_CHECKING:  # torch-backed modules load when a function needs them: a bad argument fails fast
+    from supernet.checkpoint import SupernetRecord
+    from supernet.evaluate import Evaluator
+
+
+def has_supernet(folder: str | Path) -> bool:
+    from supernet.checkpoint import FILE, LEGACY
+    return (Path(folder) / FILE).is_file() or (Path(folder) / LEGACY).is_file()
+
+
+def read_record(folder: str | Path) -> "SupernetRecord":
+    from supernet.checkpoint import read_record
+    return read_record(folder)
+
+
+def default_supernet_dir(space_name: str) -> Path:
+    return Path("runs") / f"supernet-{space_name}"
+
+
+# ---- training ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """A checked training request: everything validated, nothing trained yet."""
+
+    space: SearchSpace
+    task: str
+    folder: Path
+    config: TrainConfig
+    data: Any  # the reference the record keeps: None, a path, [src, tgt]
+    resume_from: int  # steps already in the folder's checkpoint (0: a new run)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    folder: Path
+    record: SupernetRecord
+    resumed_from: int
+    corpus: str  # what it trained on, described
+
+    @property
+    def val_largest(self) -> float:
+        return self.record.log[-1]["val_largest"] if self.record.log else math.nan
+
+    @property
+    def val_smallest(self) -> float:
+        return self.record.log[-1]["val_smallest"] if self.record.log else math.nan
+
+
+def plan_training(space: str | Path | SearchSpace = "lm-shakespeare", *, out: str | Path | None = None,
+                  data: str | Path | None = None, src: str | Path | None = None, tgt: str | Path | None = None,
+                  preset: str | None = None, config: TrainConfig | None = None, **settings: Any) -> TrainPlan:
+    """Checks a training request before any long work: the space and its task, the data files, the
+    settings (`settings` are TrainConfig fields; `config` replaces preset and settings whole), and
+    that an existing run in `out` has the same settings (it then resumes)."""
+    from supernet.tasks import check_data, resolve_data, task_for
+    space = as_space(space)
+    task = task_for(space)
+    if task == "translation":
+        if data:
+            raise UserError(f"--data: space {space.name!r} translates; give --src FILE --tgt FILE instead")
+        if (src is None) != (tgt is None):
+            raise UserError("give both --src FILE and --tgt FILE (aligned line by line), or neither for the "
+                            "Folio -> modern corpus")
+        data_ref = resolve_data(task, [str(src), str(tgt)] if src else None)
+    else:
+        if src or tgt:
+            raise UserError(f"--src/--tgt: space {space.name!r} is a language model; give --data PATH instead")
+        data_ref = resolve_data(task, str(data) if data else None)
+    check_data(task, data_ref)
+    if config is None:
+        if settings.get("sampling") == "uniform" and settings.get("distill") is None:
+            settings["distill"] = False  # HAT's uniform sampling has no teacher
+        config = resolve_config(preset, task, **settings)
+    if task == "lm" and config.seq_len > space.max_len:
+        raise UserError(f"--seq-len {config.seq_len} exceeds the space's max_len {space.max_len}")
+    folder = Path(out) if out else default_supernet_dir(space.name)
+    resume_from = 0
+    if has_supernet(folder):
+        old = read_record(folder)
+        if (old.train, old.space, old.task, old.data) != (config, space.to_dict(), task, data_ref):
+            diff = [k for k, a, b in (("settings", old.train, config), ("space", old.space, space.to_dict()),
+                                      ("task", old.task, task), ("data", old.data, data_ref)) if a != b]
+            raise UserError(f"{folder}: holds a supernet trained with other {', '.join(diff)}; pass another --out, "
+                            f"or the same settings to resume it")
+        resume_from = old.step
+    return TrainPlan(space, task, folder, config, data_ref, resume_from)
+
+
+def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int | None = None) -> TrainResult:
+    """Trains (or resumes, or finds finished) the planned supernet."""
+    import torch
+    from supernet.corpus.tokenizer import ByteTokenizer
+    from supernet.tasks import load_task_data
+    from supernet.train import train_supernet as train
+    p = as_progress(progress)
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = plan.config
+    td = load_task_data(plan.task, plan.data, max_len=plan.space.max_len, seq_len=cfg.seq_len,
+                        batch_size=cfg.batch_size, eval_batches=cfg.eval_batches)
+    p.note(f"corpus: {td.description}")
+    if plan.resume_from:
+        p.note(f"resuming the run in {plan.folder} at step {plan.resume_from}/{cfg.steps}")
+    meta = {"task": plan.task, "data": plan.data, "tokenizer": ByteTokenizer().to_dict()}
+    last: dict[str, Any] = {}
+    with p.task("train", cfg.steps, unit="step") as bar:
+        def report(total: int, row: dict[str, Any]) -> None:
+            last.update(row)
+            info = f"loss {row['loss']:.3f}  {row['tokens_per_s']:.0f} tok/s"
+            if "val_largest" in last:
+                info += f"  val largest {last['val_largest']:.3f} smallest {last['val_smallest']:.3f}"
+            bar.update(row["step"], info=info)
+        train(plan.space, td.train, td.val, plan.folder, cfg, meta, progress=report)
+    return TrainResult(plan.folder, read_record(plan.folder), plan.resume_from, td.description)
+
+
+def train_supernet(space: str | Path | SearchSpace = "lm-shakespeare", *, out: str | Path | None = None,
+                   data: str | Path | None = None, src: str | Path | None = None, tgt: str | Path | None = None,
+                   preset: str | None = None, steps: int | None = None, batch_size: int | None = None,
+                   seq_len: int | None = None, lr: float | None = None, sampling: str | None = None,
+                   label_smoothing: float | None = None, seed: int | None = None,
+                   settings: dict[str, Any] | None = None, threads: int | None = None,
+                   progress: Progress | bool = True) -> TrainResult:
+    """Trains the weight-sharing SuperTransformer of `space` (a language model or a translation
+    model, by the space's kind) into `out` (default runs/supernet-SPACE); an unfinished run there
+    resumes. `settings`: any other TrainConfig field (n_random, distill_weight, eval_every, ...)."""
+    plan = plan_training(space, out=out, data=data, src=src, tgt=tgt, preset=preset, steps=steps,
+                         batch_size=batch_size, seq_len=seq_len, lr=lr, sampling=sampling,
+                         label_smoothing=label_smoothing, seed=seed, **(settings or {}))
+    return run_training(plan, progress, threads)
+
+
+# ---- the supernet a search uses --------------------------------------------------------------------
+
+def shipped_supernet(space: SearchSpace) -> Path | None:
+    """The pre-trained supernet shipped inside the package for `space`, if its definition matches."""
+    from configs import config_dir
+    folder = config_dir() / "supernets" / space.name
+    if not has_supernet(folder):
+        return None
+    return folder if read_record(folder).space == space.to_dict() else None
+
+
+@dataclass(frozen=True)
+class SupernetChoice:
+    folder: Path
+    action: str  # "use" | "resume" | "train"
+    why: str
+    record: SupernetRecord | None = None
+
+
+def choose_supernet(space: SearchSpace, folder: str | Path | None) -> SupernetChoice:
+    """Which supernet a search uses, decided without training anything: the given folder (which
+    must hold a supernet of this space), else the user's default folder, else the one shipped
+    with hwnas, else the quick one trained into the default folder."""
+    from supernet.tasks import check_data, task_for
+    if folder is not None:
+        folder = Path(folder)
+        if not has_supernet(folder):
+            if folder.exists() and any(folder.iterdir()):
+                raise UserError(f"--supernet {folder}: holds no supernet ({folder}/supernet.safetensors missing); "
+                                f"train one with `nas train-supernet --space {space.name} --out {folder}`")
+            task_for(space)
+            check_data(task_for(space), None)
+            return SupernetChoice(folder, "train", f"no trained supernet in {folder}: training the quick one first")
+        return _existing(space, folder)
+    default = default_supernet_dir(space.name)
+    if has_supernet(default):
+        return _existing(space, default)
+    shipped = shipped_supernet(space)
+    if shipped is not None:
+        return SupernetChoice(shipped, "use", f"using the pre-trained supernet shipped with hwnas ({shipped}); "
+                                              f"train your own with `nas train-supernet`", read_record(shipped))
+    check_data(task_for(space), None)
+    return SupernetChoice(default, "train", f"no trained supernet in {default}: training the quick one first "
+                                            f"(`nas train-supernet --preset quick`, about 10 minutes on 2 CPU cores)")
+
+
+def _existing(space: SearchSpace, folder: Path) -> SupernetChoice:
+    record = read_record(folder)
+    if record.space != space.to_dict():
+        raise UserError(f"--supernet {folder}: trained for space {record.space.get('name')!r}, whose definition "
+                        f"differs from the space searched ({space.name!r}); pass --space matching it")
+    if not record.finished:
+        return SupernetChoice(folder, "resume", f"the supernet in {folder} is unfinished "
+                                                f"({record.step}/{record.train.steps} steps): resuming it", record)
+    return SupernetChoice(folder, "use", "", record)
+
+
+def prepare_supernet(space: SearchSpace, choice: SupernetChoice, progress: Progress | bool = True) -> Path:
+    """Carries out a choice: trains or resumes when it says so."""
+    p = as_progress(progress)
+    if choice.why:
+        p.note(choice.why)
+    if choice.action == "train":
+        run_training(plan_training(space, out=choice.folder, preset="quick"), p)
+    elif choice.action == "resume":
+        rec = choice.record
+        run_training(plan_training(space, out=choice.folder, config=rec.train, **_data_args(rec)), p)
+    return choice.folder
+
+
+def _data_args(record: SupernetRecord) -> dict[str, Any]:
+    if record.data is None:
+        return {}
+    if record.task == "translation":
+        return {"src": record.data[0], "tgt": record.data[1]}
+    return {"data": record.data}
+
+
+# ---- scoring -----------------------------------------------------------------------------------
+
+def supernet_evaluator(folder: str | Path, batches: int | None = None, loaded: Any = None,
+                       split: str = "val") -> Evaluator:
+    """The scorer a search uses: an Evaluator of the supernet in `folder` on its own data's `split`
+    (validation for selection; test only for final tables). `loaded`: what `load_supernet(folder)`
+    returned, when the caller has it already."""
+    from supernet.checkpoint import load_supernet
+    from supernet.evaluate import Evaluator
+    from supernet.tasks import supernet_task_data
+    model, record = loaded or load_supernet(folder)
+    td = supernet_task_data(record, batches, split=split)
+    return Evaluator(model, td.val)
+
+
+@dataclass(frozen=True)
+class ArchScore:
+    arch: Arch
+    loss: float  # mean cross-entropy per token, nats, with inherited weights
+    params: int
+    translation: dict[str, float] = field(default_factory=dict)  # "BLEU greedy", "chrF beam 4", ...
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+    @property
+    def bits(self) -> float:
+        return self.loss / math.log(2)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    scores: tuple[ArchScore, ...]
+    tokens: int  # labels scored per arch
+    split: str
+    pairs: int = 0  # translation: sentences translated per decoding
+
+
+def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *, batches: int | None = None,
+             split: str = "val", sentences: int = 500, beam: int = 4,
+             progress: Progress | bool = True) -> EvalResult:
+    """Loss (and for translation BLEU and chrF of greedy and beam decoding) of archs with inherited
+    weights, on the supernet's own data (`split`: val or test)."""
+    archs = as_archs(archs)
+    if not archs:
+        raise UserError("evaluate: no archs given")
+    if beam < 1 or sentences < 1:
+        raise UserError("evaluate: beam and sentences must be at least 1")
+    from supernet.checkpoint import load_supernet
+    loaded = load_supernet(supernet)
+    model, record = loaded
+    for a in archs:
+        model.require(a)
+    ev = supernet_evaluator(supernet, batches, loaded, split=split)
+    translation = record.task == "translation"
+    pairs: list = []
+    if translation:
+        from supernet.tasks import evenly_spaced, parallel_corpus
+        pairs = evenly_spaced(getattr(parallel_corpus(record.data), "test" if split == "test" else "val"), sentences)
+    p = as_progress(progress)
+    scores = []
+    units = len(archs) * (1 + (len(pairs) * (1 + (beam > 1)) if translation else 0))
+    with p.task("evaluate", units, unit="item") as bar:
+        for a in archs:
+            loss = ev.loss(a)
+            bar.advance()
+            extra: dict[str, float] = {}
+            if translation:
+                from supernet.translate import score_translation
+                weights = model.active_weights(a)
+                for k in ([1, beam] if beam > 1 else [1]):
+                    sc = score_translation(a, weights, pairs, beam=k, progress=bar.advance)
+                    label = "greedy" if k == 1 else f"beam {k}"
+                    extra[f"BLEU {label}"], extra[f"chrF {label}"] = sc.bleu, sc.chrf
+            scores.append(ArchScore(a, loss, analytic_cost(a).params, extra))
+    return EvalResult(tuple(scores), ev.tokens, split, len(pairs))

@@ -1,0 +1,54 @@
+"""`nas export` (a searched arch, or any arch of a supernet, as a standalone SubTransformer folder
+with a model card) and `nas retrain` (scratch, finetune or distill; then measured)."""
+from __future__ import annotations
+
+import click
+
+from nas import api
+from nas.cli._common import PROGRESS, console
+
+
+@click.command("export")
+@click.argument("run", required=False, metavar="[RUN]", type=click.Path(file_okay=False))
+@click.option("--rank", default=1, show_default=True, type=click.IntRange(min=1), help="Which arch of RUN's ranking.")
+@click.option("--supernet", "supernet_dir", default=None, type=click.Path(file_okay=False),
+              help="Export an arch of your own from this supernet (with --arch) instead of a search run.")
+@click.option("--arch", "arch_file", default=None, type=click.Path(dir_okay=False), help="YAML with one arch.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the model to.")
+def export_cmd(run, rank, supernet_dir, arch_file, out):
+    """Export an arch as a standalone SubTransformer folder with a model card."""
+    res = api.export(run, out=out, rank=rank, supernet=supernet_dir, arch=arch_file)
+    console.print(f"exported {res.arch.id} to {res.folder} (config.json, model.safetensors, README.md model card)")
+
+
+@click.command("retrain")
+@click.argument("model_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--mode", type=click.Choice(["scratch", "finetune", "distill"]), default="finetune", show_default=True,
+              help="scratch: fresh weights (as HAT); finetune: from the inherited weights; "
+                   "distill: inherited weights, taught by the supernet's largest arch.")
+@click.option("--steps", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=None, type=float,
+              help="Peak learning rate (default 1e-3; 3e-3 for a language model from scratch).")
+@click.option("--batch-size", default=None, type=int, help="Default: 16 windows (language model), 32 pairs (translation).")
+@click.option("--seq-len", default=128, show_default=True, type=int, help="Language models: window length.")
+@click.option("--sentences", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Translation: test pairs translated for BLEU and chrF afterwards.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Default: DIR/retrained-MODE.")
+def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed, out):
+    """Retrain an exported SubTransformer (checkpointed, resumable), then measure it here."""
+    res = api.retrain(model_dir, mode=mode, steps=steps, lr=lr, batch_size=batch_size, seq_len=seq_len,
+                      sentences=sentences, seed=seed, out=out, progress=PROGRESS)
+    console.print(f"validation loss {res.val_loss:.4f} (perplexity {res.perplexity:.2f}); inherited weights had "
+                  f"{res.val_loss_inherited:.4f}")
+    if res.translation:
+        console.print(f"test BLEU {res.translation['bleu']:.2f}, chrF {res.translation['chrf']:.2f} "
+                      f"({res.translation['pairs']} pairs, greedy)")
+    m, card = res.measured, res.card
+    line = (f"measured here ({m.device_name}): {m.raw_s * 1e3:.2f} ms raw wall clock ± {m.spread:.0%}"
+            + (f", {m.normalised_s * 1e3:.2f} ms on the dataset's scale" if m.normalised_s is not None else ""))
+    if card.latency_s is not None:
+        line += (f"; predicted on {card.hardware}: {card.latency_s * 1e3:.2f} ms ({card.latency_source}); "
+                 f"budget {card.latency_budget_s * 1e3:g} ms")
+    console.print(line)
+    console.print(f"saved {res.folder}")

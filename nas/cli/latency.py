@@ -1,0 +1,112 @@
+"""`nas profile`, `nas fit-predictor`, `nas predict`, `nas hardware list|show`."""
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from nas import api
+from nas.cli._common import PROGRESS, console, stdout_console
+from space.errors import UserError
+
+
+@click.command("profile")
+@click.option("--hardware", "hw_name", required=True, metavar="NAME|PATH", help="Hardware profile to measure.")
+@click.option("--space", "space_name", default="lm-shakespeare", show_default=True, metavar="NAME|PATH")
+@click.option("--samples", default=200, show_default=True, type=click.IntRange(min=1), help="Archs to measure.")
+@click.option("--workload", default=None, metavar="SPEC", help="e.g. batch=1,len=64,gen=32 (default: the space's).")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Dataset CSV (default: the hardware's in $HWNAS_HOME, ~/.hwnas). An existing one is resumed.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the arch sample.")
+@click.option("--group", default=8, show_default=True, type=click.IntRange(min=1), help="Archs timed interleaved.")
+@click.option("--rounds", default=5, show_default=True, type=click.IntRange(min=3), help="Interleaved rounds.")
+@click.option("--max-spread", default=0.05, show_default=True, type=float, help="Re-measure above this relative IQR.")
+@click.option("--threads", default=None, type=int, help="CPU threads (default: the profile's, else torch's).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Time on the Ray node offering resource NAME (or a GPU); 'local' starts a private local Ray.")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
+              help="Run the models with PyTorch, or exported to ONNX Runtime (CPU, forward workloads).")
+def profile_cmd(hw_name, space_name, samples, workload, out, seed, group, rounds, max_spread, threads, ray_address,
+                backend):
+    """Time sampled SubTransformers on this device into a latency dataset."""
+    res = api.profile(hw_name, space=space_name, samples=samples, workload=workload, out=out, seed=seed, group=group,
+                      rounds=rounds, max_spread=max_spread, threads=threads, ray_address=ray_address, backend=backend,
+                      progress=PROGRESS)
+    console.print(f"{res.added} archs measured now, {res.rows} in the dataset for {hw_name} / this workload; median "
+                  f"latency {res.median_s * 1e3:.2f} ms, median spread {res.median_spread:.1%} -> {res.dataset}")
+
+
+@click.command("hardware")
+@click.argument("action", type=click.Choice(["list", "show"]))
+@click.argument("name", required=False, metavar="[NAME|PATH]")
+@click.option("--space", "space_name", default="lm-shakespeare", show_default=True, metavar="NAME|PATH",
+              help="Space whose predictor status is shown.")
+def hardware_cmd(action: str, name: str | None, space_name: str) -> None:
+    """List hardware profiles, or show one with its spec, sources and predictor status."""
+    out = stdout_console()
+    if action == "list":
+        table = Table("hardware", "kind", "peak FP32", "bandwidth", f"predictor for {space_name}", "description",
+                      box=None)
+        for info in api.hardware(space=space_name):
+            hw = info.hardware
+            table.add_row(hw.name, hw.kind, f"{hw.peak_flops['fp32'] / 1e12:.3g} TFLOP/s",
+                          f"{hw.memory_bandwidth / 1e9:.4g} GB/s", info.predictor, hw.description)
+        out.print(table)
+        return
+    if not name:
+        raise UserError("hardware show: name a profile, e.g. `nas hardware show a100` (see `nas hardware list`)")
+    info = api.hardware(name, space=space_name)[0]
+    hw = info.hardware
+    out.print(f"[bold]{hw.name}[/bold]: {hw.description}", highlight=False)
+    out.print(f"kind {hw.kind}, device {hw.device}, dtype {hw.dtype}" + (f", {hw.threads} threads" if hw.threads else ""))
+    for dtype, peak in hw.peak_flops.items():
+        out.print(f"  peak {dtype}: {peak / 1e12:.4g} TFLOP/s")
+    out.print(f"  memory bandwidth: {hw.memory_bandwidth / 1e9:.4g} GB/s; per-op overhead: {hw.op_overhead * 1e6:.3g} us")
+    for src in hw.sources:
+        out.print(f"  source: {src}", highlight=False)
+    if hw.measured:
+        out.print(f"  measured: {hw.measured}", highlight=False)
+    out.print(f"predictor for {space_name}: {info.predictor}")
+
+
+@click.command("predict")
+@click.option("--hardware", "hw_name", required=True, metavar="NAME|PATH")
+@click.option("--arch", "arch_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--space", "space_name", default=None, metavar="NAME|PATH",
+              help="Space of the archs (default: the shipped space they belong to).")
+@click.option("--workload", default=None, metavar="SPEC")
+def predict_cmd(hw_name, arch_file, space_name, workload):
+    """Predicted latency of archs on a hardware profile, with its uncertainty and source."""
+    preds = api.predict(hw_name, arch_file, space=space_name, workload=workload)
+    table = Table("arch", "predicted", "uncertainty", "source", box=None, title=f"{hw_name}", title_justify="left")
+    for p in preds:
+        table.add_row(p.arch.id, f"{p.seconds * 1e3:.3f} ms", f"± {p.rel_std:.0%}", p.source)
+    stdout_console().print(table)
+    if preds[0].source == "analytic":
+        console.print(f"note: {hw_name} has no measurements here; this is the analytic roofline model "
+                      f"(run `nas profile --hardware {hw_name}` on that device to measure it)")
+
+
+@click.command("fit-predictor")
+@click.option("--hardware", "hw_name", required=True, metavar="NAME|PATH")
+@click.option("--space", "space_name", default="lm-shakespeare", show_default=True, metavar="NAME|PATH")
+@click.option("--workload", default=None, metavar="SPEC", help="Which measured workload (default: the space's).")
+@click.option("--data", default=None, type=click.Path(dir_okay=False),
+              help="Latency dataset CSV (default: the hardware's, yours or the shipped one).")
+@click.option("--predictor", "kind", default="gbt", show_default=True, type=click.Choice(api.learned_predictors()),
+              help="Model to fit and save (registered: " + ", ".join(api.learned_predictors()) + ").")
+@click.option("--test-fraction", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.5))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="Bundle file (default: the hardware's folder in $HWNAS_HOME).")
+def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, seed, out):
+    """Fit and save a latency predictor for a hardware profile; report its held-out error."""
+    rep = api.fit_predictor(hw_name, space=space_name, workload=workload, data=data, predictor=kind,
+                            test_fraction=test_fraction, seed=seed, out=out, progress=PROGRESS)
+    table = Table("model", "RMSE", "MAPE", "within ±5%", "within ±10%", "Kendall τ", box=None,
+                  title=f"{hw_name} / {space_name}: held-out {rep.test_rows} of {rep.rows} archs", title_justify="left")
+    for name, m in rep.metrics.items():
+        table.add_row(name, f"{m['rmse_ms']:.3f} ms", f"{m['mape']:.1f}%", f"{m['within_5']:.1%}",
+                      f"{m['within_10']:.1%}", f"{m['kendall_tau']:.3f}")
+    stdout_console().print(table)
+    console.print(f"measurement repeatability: median spread (relative IQR of rounds) "
+                  f"{rep.repeatability['median_spread']:.1%}, 90th percentile {rep.repeatability['p90_spread']:.1%}")

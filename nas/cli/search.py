@@ -1,0 +1,65 @@
+"""`nas search`: the most accurate arch within a latency budget on a hardware profile."""
+from __future__ import annotations
+
+import math
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from nas import api
+from nas.cli._common import PROGRESS, console, stdout_console
+from nas.api import DEFAULT_ITERATIONS
+from nas.search import STRATEGIES
+from space import Arch, analytic_cost
+from space.display import arch_summary, human
+from space.errors import UserError
+
+
+@click.command("search")
+@click.option("--hardware", "hw_name", required=True, metavar="NAME|PATH", help="Target hardware profile.")
+@click.option("--latency-budget", "budget", required=True, metavar="TIME", help="e.g. 20ms, 0.02s, 1.5s.")
+@click.option("--space", "space_name", default="lm-shakespeare", show_default=True, metavar="NAME|PATH")
+@click.option("--supernet", "supernet_dir", default=None, type=click.Path(file_okay=False),
+              help="Trained supernet (default: runs/supernet-SPACE, else the one shipped with hwnas, "
+                   "else the quick one trained first).")
+@click.option("--strategy", default="evolution", show_default=True, type=click.Choice(STRATEGIES.names()),
+              help="Search strategy (registered: " + ", ".join(STRATEGIES.names()) + ").")
+@click.option("--iterations", default=DEFAULT_ITERATIONS, show_default=True, type=click.IntRange(min=1),
+              help="Archs evaluated.")
+@click.option("--population", default=None, type=click.IntRange(min=2), help="Population (evolution, hat, nsga2).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workload", default=None, metavar="SPEC", help="What latency means (default: the space's).")
+@click.option("--eval-batches", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Validation batches per fitness evaluation.")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Ray actors scoring candidates in parallel (0: in this process).")
+@click.option("--ray-address", default=None, metavar="ADDR", help="Use an existing Ray cluster (HOST:PORT).")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Run folder (an existing one resumes).")
+def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
+               eval_batches, workers, ray_address, out):
+    """Search the most accurate arch within a latency budget."""
+    plan = api.plan_search(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
+                           iterations=iterations, population=population, seed=seed, workload=workload,
+                           eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out)
+    outcome = api.run_planned_search(plan, progress=PROGRESS)
+    _print_ranking(outcome, plan)
+    best = outcome.best
+    if best is None:
+        raise UserError(f"no evaluated arch met {budget}; raise --latency-budget or --iterations")
+    console.print(f"best within {budget}: {best['arch_id']} (loss {best['loss']:.4f}, predicted "
+                  f"{best['latency_s'] * 1e3:.2f} ms, {plan.latency_source}); run folder {outcome.run_dir} "
+                  f"(trials.csv, best.yaml, pareto.csv, pareto.png, journal.log); export it with "
+                  f"`nas export {outcome.run_dir} --out model/`")
+
+
+def _print_ranking(outcome, plan, top: int = 10) -> None:
+    shown = outcome.ranking[:top]
+    table = Table("rank", "arch", "val loss", "ppl", f"latency ({plan.latency_source})", "params", "layout", box=None,
+                  title=f"top {len(shown)} of {len(outcome.trials)} trials within {plan.budget_s * 1e3:g} ms",
+                  title_justify="left")
+    for i, t in enumerate(shown, 1):
+        a = Arch.from_json(t["arch"])
+        table.add_row(str(i), a.id, f"{t['loss']:.4f}", f"{math.exp(t['loss']):.2f}", f"{t['latency_s'] * 1e3:.2f} ms",
+                      human(analytic_cost(a, plan.workload).params), escape(arch_summary(a)))
+    stdout_console().print(table)

@@ -1,0 +1,126 @@
+"""A search run folder: what `nas search` writes and `nas export` reads.
+
+    run.json      the typed run record (SearchRun): what was searched, how, for which hardware
+    trials.csv    every evaluated arch: number, arch_id, loss, latency_s, strategy, arch (JSON)
+    ranking.json  arch ids within the budget, best first
+    best.yaml     the best arch;  pareto.csv / pareto.png  the loss-latency front
+    journal.log   the Optuna journal (resume; optuna-dashboard)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from space import Arch
+from space._io import atomic_write_json, atomic_write_text, read_json
+from space.arch import dump_yaml
+from space.errors import UserError
+from space.record import Record
+
+
+@dataclass(frozen=True)
+class SearchRun(Record):
+    FORMAT = "hwnas-search-run"
+    VERSION = 1
+    WHAT = "search run record"
+    HINT = "run `nas search` to make one"
+
+    hardware: str
+    space: str  # the space's name
+    space_def: dict[str, Any]  # SearchSpace.to_dict()
+    workload: dict[str, int]
+    latency_budget_s: float
+    latency_source: str  # measured | calibrated | analytic
+    strategy: str
+    seed: int
+    iterations: int
+    supernet: str  # absolute path of the supernet folder
+    eval_batches: int = 4
+    options: dict[str, Any] = field(default_factory=dict)
+    best: str | None = None  # arch id of the best arch within the budget, if any
+    evaluated: int = 0
+
+
+def finite(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [t for t in trials if t.get("loss") is not None and t["loss"] < math.inf]
+
+
+def feasible(trials: Sequence[dict[str, Any]], budget_s: float) -> list[dict[str, Any]]:
+    """Trials within the budget, best (lowest loss) first."""
+    return sorted((t for t in finite(trials) if t["latency_s"] <= budget_s), key=lambda t: t["loss"])
+
+
+def pareto(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trials no other trial beats on both loss and latency, by latency."""
+    front, best = [], math.inf
+    for t in sorted(finite(trials), key=lambda t: (t["latency_s"], t["loss"])):
+        if t["loss"] < best:
+            front.append(t)
+            best = t["loss"]
+    return front
+
+
+def plot_pareto(trials, front, budget_s: float, best, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    done = finite(trials)
+    ax.scatter([t["latency_s"] * 1e3 for t in done], [t["loss"] for t in done], s=8, c="0.6", label="evaluated")
+    ax.plot([t["latency_s"] * 1e3 for t in front], [t["loss"] for t in front], "o-", c="tab:blue", ms=4,
+            label="Pareto front")
+    ax.axvline(budget_s * 1e3, c="tab:red", ls="--", label=f"budget {budget_s * 1e3:g} ms")
+    if best:
+        ax.scatter([best["latency_s"] * 1e3], [best["loss"]], marker="*", s=160, c="tab:orange", zorder=5,
+                   label="best within budget")
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("validation loss, inherited weights (nats/token)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_run(run_dir: Path, trials: Sequence[dict[str, Any]], record: SearchRun) -> SearchRun:
+    """Writes every file of the run folder; run.json last (a folder with a run.json is whole)."""
+    import pandas as pd
+    ranked = feasible(trials, record.latency_budget_s)
+    best = ranked[0] if ranked else None
+    atomic_write_text(run_dir / "trials.csv", pd.DataFrame(list(trials)).to_csv(index=False))
+    front = pareto(trials)
+    atomic_write_text(run_dir / "pareto.csv", pd.DataFrame(front).to_csv(index=False))
+    atomic_write_json(run_dir / "ranking.json", [t["arch_id"] for t in ranked])
+    if best:
+        atomic_write_text(run_dir / "best.yaml", dump_yaml(Arch.from_json(best["arch"]).to_dict()))
+    plot_pareto(trials, front, record.latency_budget_s, best, run_dir / "pareto.png",
+                f"{record.space} on {record.hardware} ({record.latency_source} latency), {record.strategy}")
+    record = record.replace(best=best["arch_id"] if best else None, evaluated=len(trials))
+    record.write(run_dir / "run.json")
+    return record
+
+
+def read_run(run_dir: str | Path) -> SearchRun:
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise UserError(f"{run_dir}: not a search run folder (no run.json); run `nas search` first")
+    return SearchRun.read(run_dir / "run.json")
+
+
+def ranked(run_dir: str | Path, rank: int) -> tuple[SearchRun, Arch, dict[str, Any]]:
+    """(run record, the arch at `rank` (1 = best) within the budget, its trial row)."""
+    import pandas as pd
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    ranking = read_json(run_dir / "ranking.json")
+    if not 1 <= rank <= len(ranking):
+        raise UserError(f"--rank {rank}: the run ranks {len(ranking)} archs within its budget"
+                        + (f"; pick 1..{len(ranking)}" if ranking else "; none to export"))
+    trials = pd.read_csv(run_dir / "trials.csv")
+    row = trials[trials.arch_id == ranking[rank - 1]].iloc[0].to_dict()
+    return run, Arch.from_json(row["arch"]), row
+
+
+__all__ = ["SearchRun", "feasible", "pareto", "plot_pareto", "ranked", "read_run", "write_run"]
