@@ -58,6 +58,8 @@ def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakes
         raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if ray_address and backend != "torch":
         raise UserError("--backend onnxruntime runs locally only; drop --ray-address")
+    from space import analytic_cost
+    analytic_cost(space.largest(), w)  # a workload the space's models cannot run fails here, not mid-profile
     threads = threads or hw.threads
     path = Path(out) if out else dataset_path(hw.name)
     if path.exists():
