@@ -24,17 +24,41 @@ class Measurement:
     device_name: str
     threads: int
     workload: str
+    device: str = "cpu"
+    note: str = ""  # how the device measured relates to the hardware asked for
 
+    @property
+    def on_target(self) -> bool:
+        return not self.note
     @property
     def seconds(self) -> float:
         """The dataset-scale figure where there is one, else the raw one."""
         return self.normalised_s if self.normalised_s is not None else self.raw_s
 
 
+def target_device(hardware: str | None) -> tuple[str, str]:
+    """(device to time on, note): the hardware's own device when this machine has it, else this
+    machine's CPU, with a note saying so plainly."""
+    import torch
+    if not hardware:
+        return "cpu", ""
+    from latency.hardware import load_hardware
+    hw = load_hardware(hardware)
+    if hw.device == "cuda":
+        if torch.cuda.is_available():
+            return "cuda", ""
+        return "cpu", f"{hw.name} (a GPU) is not on this machine: measured on its CPU instead"
+    return "cpu", ""
+
+
 def measure(archs: Sequence[Arch], workload: Workload, hardware: str | None = None,
-            protocol: TimingProtocol = PROTOCOL, device: str = "cpu") -> list[Measurement]:
+            protocol: TimingProtocol = PROTOCOL, device: str | None = None) -> list[Measurement]:
     """Times `archs` in one interleaved group beside their space's reference arch (when the archs
-    belong to a shipped space), with the thread count of `hardware`'s profile."""
+    belong to a shipped space), with the thread count of `hardware`'s profile, on `hardware`'s
+    device when this machine has it (see `target_device`)."""
+    note = ""
+    if device is None:
+        device, note = target_device(hardware)
     from latency.dataset import read_dataset, reference_scale
     from latency.model import space_for
     from latency.profile import reference_arch, time_group
@@ -56,5 +80,5 @@ def measure(archs: Sequence[Arch], workload: Workload, hardware: str | None = No
         norm = t.ratio * scale if scale is not None and t.ratio is not None else None
         out.append(Measurement(arch.id, t.median, t.spread, norm,
                                f"reference-normalised ({path.name})" if norm is not None else "raw",
-                               meta["device_name"], meta["threads"], str(workload)))
+                               meta["device_name"], meta["threads"], str(workload), device, note))
     return out

@@ -51,19 +51,24 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, resources
 
 class RayEvaluatorPool:
     def __init__(self, supernet_dir: str, eval_batches: int, workers: int, address: str | None = None,
-                 threads_per_worker: int = 1, evaluator_factory: Callable | None = None) -> None:
+                 threads_per_worker: int = 1, evaluator_factory: Callable | None = None, device: str = "cpu",
+                 precision: str | None = None) -> None:
         """`evaluator_factory(folder, batches) -> Evaluator` builds each actor's scorer (default:
-        `nas.api.supernet_evaluator`, the supernet's own validation data)."""
+        `nas.api.supernet_evaluator`, the supernet's own validation data, on `device`: an actor
+        asks Ray for a GPU when the device is CUDA, or "auto" and the cluster has GPUs)."""
         ray = self.ray = start_ray(address, num_cpus=workers)
+        gpus = 1 if device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
 
-        @ray.remote(num_cpus=threads_per_worker, max_restarts=-1, max_task_retries=0)
+        @ray.remote(num_cpus=threads_per_worker, num_gpus=gpus, max_restarts=-1, max_task_retries=0)
         class EvalActor:
             def __init__(self, folder: str, batches: int, threads: int, factory) -> None:
                 import torch
                 torch.set_num_threads(threads)  # Ray reuses worker processes: set it every time
                 if factory is None:
-                    from nas.api import supernet_evaluator as factory
-                self.ev = factory(folder, batches)
+                    from nas.api import supernet_evaluator
+                    self.ev = supernet_evaluator(folder, batches, device="cuda" if gpus else "cpu", precision=precision)
+                else:
+                    self.ev = factory(folder, batches)
 
             def losses(self, archs_json: list[str]) -> list[float]:
                 return self.ev.losses([Arch.from_json(a) for a in archs_json])

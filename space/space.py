@@ -87,6 +87,13 @@ class SearchSpace:
     decoder: StackSpace | None = None
     workload: Workload = field(default_factory=Workload)
     description: str = ""
+    tokenizer_spec: str = ""  # the YAML's `tokenizer:` (bytes, bpe, bpe:N, a tokenizer.json); "" = by vocabulary
+
+    @property
+    def tokenizer(self) -> str:
+        """The tokenizer training uses unless told otherwise: the space's own, else bytes for a
+        259-id vocabulary (256 bytes + 3 specials) and a BPE of the vocabulary's size for any other."""
+        return self.tokenizer_spec or ("bytes" if self.vocab_size == 259 else "bpe")
 
     @property
     def stacks(self) -> tuple[tuple[str, StackSpace], ...]:
@@ -116,28 +123,37 @@ class SearchSpace:
             enc_depth = depth if name == "encoder" else enc_depth
         return self._arch(stacks)
 
-    def _extreme(self, pick) -> Arch:
+    def _extreme(self, pick, rng: random.Random | None = None) -> Arch:
         stacks, enc_depth = {}, None
         for name, ss in self.stacks:
             embed, depth = pick(ss.embed), pick(ss.depth)
-            attn, params = ss.attention[0]  # both extremes use the space's reference (first) type
             heads = pick(ss.heads)
-            genes = {"attn": (attn, pick(params) if params else None), "heads": heads,
-                     "kv_heads": pick(ss.kv_choices(heads)), "ffn": ss.ffn_choices(embed).index(pick(ss.ffn_choices(embed)))}
-            if ss.cross_layers is not None:
-                genes["cross_layers"] = pick(ss.cross_choices(enc_depth))
-                genes["cross_heads"] = pick(ss.cross_heads)
-            stacks[name] = _build_stack(ss, embed, [genes] * depth)
+            layers = []
+            for _ in range(depth):
+                if rng is None:  # the space's reference (first) type on every layer
+                    attn, params = ss.attention[0]
+                    kind = (attn, pick(params) if params else None)
+                else:  # a uniform draw of type (and its parameter) per layer
+                    kind = _resample("attn", {}, ss, rng, enc_depth)
+                genes = {"attn": kind, "heads": heads, "kv_heads": pick(ss.kv_choices(heads)),
+                         "ffn": ss.ffn_choices(embed).index(pick(ss.ffn_choices(embed)))}
+                if ss.cross_layers is not None:
+                    genes["cross_layers"] = pick(ss.cross_choices(enc_depth))
+                    genes["cross_heads"] = pick(ss.cross_heads)
+                layers.append(genes)
+            stacks[name] = _build_stack(ss, embed, layers)
             enc_depth = depth if name == "encoder" else enc_depth
         return self._arch(stacks)
 
-    def smallest(self) -> Arch:
-        """Every width and depth at its minimum (the sandwich rule's lower bread)."""
-        return self._extreme(min)
+    def smallest(self, rng: Rng | None = None) -> Arch:
+        """Every width and depth at its minimum (the sandwich rule's lower bread); the attention
+        type of every layer is the space's first, or, given `rng`, drawn per layer."""
+        return self._extreme(min, None if rng is None else make_rng(rng))
 
-    def largest(self) -> Arch:
-        """Every width and depth at its maximum: the supernet's full model and the teacher."""
-        return self._extreme(max)
+    def largest(self, rng: Rng | None = None) -> Arch:
+        """Every width and depth at its maximum: the supernet's full model and the teacher; the
+        attention type of every layer is the space's first, or, given `rng`, drawn per layer."""
+        return self._extreme(max, None if rng is None else make_rng(rng))
 
     # ---- evolution operators ----------------------------------------------------------------------
     def mutate(self, arch: Arch, rng: Rng = None, prob: float = 0.3) -> Arch:
@@ -267,6 +283,8 @@ class SearchSpace:
         d: dict[str, Any] = {"name": self.name, "description": self.description, "kind": self.kind,
                              "head_dim": self.head_dim, "vocab_size": self.vocab_size, "max_len": self.max_len,
                              "workload": self.workload.to_dict()}
+        if self.tokenizer_spec:
+            d["tokenizer"] = self.tokenizer_spec
         for name, ss in self.stacks:
             d[name] = ss.to_dict()
         return d
@@ -338,7 +356,8 @@ def _build_stack(ss: StackSpace, embed: int, layers: list[dict[str, Any]]) -> St
 
 # ---- loading ------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "workload", "encoder", "decoder")
+_TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "tokenizer", "workload", "encoder",
+             "decoder")
 _STACK_KEYS = ("embed", "depth", "heads", "kv_heads", "ffn", "ffn_ratio", "attention", "cross_layers", "cross_heads")
 
 
@@ -423,8 +442,12 @@ def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
     if kind == "encoder-decoder" and min(stacks["decoder"].cross_layers) > min(stacks["encoder"].depth):
         raise ArchError(f"{where}.decoder.cross_layers: every choice exceeds the smallest encoder depth")
     workload = Workload.from_dict(d.get("workload", {}), f"{where}.workload")
+    tokenizer = d.get("tokenizer", "")
+    if not isinstance(tokenizer, str):
+        raise ArchError(f"{where}.tokenizer={tokenizer!r}: write bytes, bpe, bpe:N or the path of a tokenizer.json")
     return SearchSpace(name=str(d["name"]), kind=kind, head_dim=d["head_dim"], vocab_size=d["vocab_size"],
-                       max_len=d["max_len"], workload=workload, description=str(d.get("description", "")), **stacks)
+                       max_len=d["max_len"], workload=workload, description=str(d.get("description", "")),
+                       tokenizer_spec=tokenizer, **stacks)
 
 
 def builtin_spaces() -> list[str]:

@@ -48,7 +48,10 @@ class ModelCard(Record):
         """The workload its latency means (the card's, else a prompt of 64 and 32 decode steps)."""
         if self.workload:
             return Workload.from_dict(self.workload)
-        return Workload(1, min(64, self.arch.max_len), 32 if self.arch.kind != "encoder" else 0)
+        if self.arch.kind == "encoder":
+            return Workload(1, min(64, self.arch.max_len), 0)
+        seq = min(64, self.arch.max_len // 2)
+        return Workload(1, seq, min(32, self.arch.max_len - seq))
 
 
 def render(card: ModelCard) -> str:

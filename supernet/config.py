@@ -20,6 +20,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     sampling: str = "sandwich"  # "sandwich": largest + smallest + n_random per step; "uniform": one random arch (HAT)
     n_random: int = 2
+    # sandwich only: the attention types of the largest and smallest archs. "reference": the space's
+    # first type on every layer (always the same two archs); "mixed": drawn per layer at every step,
+    # so no type gets more updates of the shared weights than another
+    extremes: str = "reference"
     distill: bool = True  # sandwich only: the smaller archs learn from the largest one's outputs ...
     distill_weight: float = 0.5  # ... with this weight on the distillation loss, the rest on the labels,
     distill_ramp: float = 0.5  # reached linearly over this fraction of the steps (a new teacher knows nothing)
@@ -32,6 +36,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.sampling not in ("sandwich", "uniform"):
             raise UserError(f"--sampling {self.sampling!r}: choose sandwich or uniform")
+        if self.extremes not in ("reference", "mixed"):
+            raise UserError(f"extremes {self.extremes!r}: choose reference or mixed")
         for name in ("steps", "batch_size", "seq_len", "eval_every", "ckpt_every", "eval_batches"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

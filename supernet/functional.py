@@ -120,10 +120,11 @@ def batch_inputs(x: torch.Tensor | dict[str, torch.Tensor]) -> tuple[torch.Tenso
 
 def forward(arch: Arch, weights: dict[str, Any], tokens: torch.Tensor, *, src: torch.Tensor | None = None,
             src_keep: torch.Tensor | None = None, keep: torch.Tensor | None = None, cache: Cache | None = None,
-            last_only: bool = False) -> torch.Tensor:
+            last_only: bool = False, checkpoint: bool = False) -> torch.Tensor:
     """Logits (B, T, vocab) of any kind of model. decoder: causal LM over `tokens`. encoder:
     non-causal over `tokens` (`keep` marks real tokens). encoder-decoder: `src` is encoded (once per
-    cache) and `tokens` is the decoder input. With a `cache`, decoding continues from `cache.pos`."""
+    cache) and `tokens` is the decoder input. With a `cache`, decoding continues from `cache.pos`.
+    `checkpoint`: activation checkpointing of every block (training only: recompute in backward)."""
     if arch.kind == "encoder":
         w, stack, causal = weights["encoder"], arch.encoder, False
     else:
@@ -138,11 +139,16 @@ def forward(arch: Arch, weights: dict[str, Any], tokens: torch.Tensor, *, src: t
                 cache.memory, cache.memory_keep = mem, mkeep
     start = 0 if cache is None else cache.pos
     x = embed(tokens, w, start)
+    recompute = checkpoint and cache is None and torch.is_grad_enabled()
     for i, (layer, block) in enumerate(zip(stack.layers, w["layers"])):
         k = layer.cross_layers
-        x = block_forward(x, block, layer, arch.head_dim, causal, keep=keep,
-                          memory=mem[k] if k else None, memory_keep=mkeep[k] if k else None,
-                          state=None if cache is None else cache.layers.setdefault(i, {}))
+        kw = dict(keep=keep, memory=mem[k] if k else None, memory_keep=mkeep[k] if k else None,
+                  state=None if cache is None else cache.layers.setdefault(i, {}))
+        if recompute:
+            from torch.utils.checkpoint import checkpoint as recomputed
+            x = recomputed(block_forward, x, block, layer, arch.head_dim, causal, use_reentrant=False, **kw)
+        else:
+            x = block_forward(x, block, layer, arch.head_dim, causal, **kw)
     if cache is not None:
         cache.pos += tokens.shape[1]
     if last_only:

@@ -37,7 +37,7 @@ def _max_ffn(ss: StackSpace) -> int:
 
 
 class SuperTransformer(nn.Module):
-    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, init: bool = True) -> None:
         super().__init__()
         self.space = space
         hd = space.head_dim
@@ -54,7 +54,8 @@ class SuperTransformer(nn.Module):
             blocks = [BlockParams(d, max(ss.heads) * hd, min(kv, max(ss.heads)) * hd, _max_ffn(ss), extras, cross)
                       for _ in range(max(ss.depth))]
             self.add_module(name, StackParams(space.vocab_size, space.max_len, d, blocks, tok=shared is None))
-        self.reset_parameters(seed)
+        if init:  # init=False: shapes only (e.g. on the meta device, to count parameters)
+            self.reset_parameters(seed)
         self._checked: set[str] = set()
 
     def reset_parameters(self, seed: int = 0) -> None:

@@ -67,18 +67,19 @@ def check_data(task: str, data: Any) -> None:
 
 
 def load_task_data(task: str, data: Any, *, max_len: int, seq_len: int, batch_size: int,
-                   eval_batches: int | None, split: str = "val") -> TaskData:
+                   eval_batches: int | None, split: str = "val", tokenizer=None) -> TaskData:
     """Training sampler and fixed evaluation batches of a task (`split`: the validation split, which
-    selection uses, or the test split, for final tables)."""
+    selection uses, or the test split, for final tables), tokenized by `tokenizer` (bytes)."""
     if split not in ("val", "test"):
         raise UserError(f"split {split!r}: choose val or test")
     if task == "translation":
         from supernet.corpus.pairs import PairBatches
         corpus = parallel_corpus(data)
-        val = list(PairBatches(getattr(corpus, split), max_len).eval_batches(batch_size, max_batches=eval_batches))
-        return TaskData(task, PairBatches(corpus.train, max_len), val, corpus.describe(), data)
+        val = list(PairBatches(getattr(corpus, split), max_len, tokenizer).eval_batches(batch_size,
+                                                                                        max_batches=eval_batches))
+        return TaskData(task, PairBatches(corpus.train, max_len, tokenizer), val, corpus.describe(), data)
     from supernet.corpus import LMBatches, load_text_corpus
-    corpus = load_text_corpus(data)
+    corpus = load_text_corpus(data, tokenizer)
     held_out = getattr(corpus, split)
     if len(held_out) <= seq_len + 1:
         raise UserError(f"{data or 'the corpus'}: the {split} split has {len(held_out)} tokens, fewer than one "
@@ -100,7 +101,35 @@ def parallel_corpus(data: Any):
 
 
 def supernet_task_data(record, eval_batches: int | None = None, split: str = "val") -> TaskData:
-    """The data a trained supernet's record names (its task, data, and training batch shape)."""
+    """The data a trained supernet's record names (its task, data, tokenizer, and batch shape)."""
+    from supernet.corpus.tokenizer import tokenizer_from_dict
     cfg = record.train
     return load_task_data(record.task, record.data, max_len=record.space["max_len"], seq_len=cfg.seq_len,
-                          batch_size=cfg.batch_size, eval_batches=eval_batches or cfg.eval_batches, split=split)
+                          batch_size=cfg.batch_size, eval_batches=eval_batches or cfg.eval_batches, split=split,
+                          tokenizer=tokenizer_from_dict(record.tokenizer))
+
+
+def make_tokenizer(spec: str | None, task: str, data: Any, space: SearchSpace):
+    """The tokenizer a training asks for (`bytes`, `bpe`, `bpe:N`, a tokenizer.json; default the
+    space's own), checked against the space's vocabulary; a BPE is trained on the training split."""
+    from supernet.corpus.tokenizer import ByteTokenizer, check_vocab, load_tokenizer_file, parse_spec, train_bpe
+    spec = spec or space.tokenizer
+    kind, arg = parse_spec(spec, space.vocab_size)
+    if kind == "bytes":
+        check_vocab(ByteTokenizer.vocab_size, space.vocab_size, spec, space.name)
+        return ByteTokenizer()
+    if kind == "bpe":
+        check_vocab(arg, space.vocab_size, spec, space.name)  # before training it: cheap first
+        return train_bpe(training_texts(task, data), arg)
+    tok = load_tokenizer_file(arg)
+    check_vocab(tok.vocab_size, space.vocab_size, spec, space.name)
+    return tok
+
+
+def training_texts(task: str, data: Any) -> list[str]:
+    """The text a tokenizer learns from: the training split only."""
+    if task == "translation":
+        corpus = parallel_corpus(data)
+        return [s for pair in corpus.train for s in pair]
+    from supernet.corpus.text import text_splits
+    return text_splits(data)[0]["train"]

@@ -18,10 +18,9 @@ import torch
 from space import Arch
 from supernet import functional
 from supernet.corpus.pairs import PairBatches
-from supernet.corpus.tokenizer import ByteTokenizer
+from supernet.corpus.tokenizer import ByteTokenizer, special_ids
 from supernet.functional import Cache
 
-BOS, EOS, PAD = ByteTokenizer.BOS, ByteTokenizer.EOS, ByteTokenizer.PAD
 
 
 def max_new_tokens(src_keep: torch.Tensor, max_len: int) -> int:
@@ -54,10 +53,11 @@ def greedy(arch: Arch, weights: dict[str, Any], src: torch.Tensor, src_keep: tor
            max_new: int | None = None) -> list[list[int]]:
     """The most likely next token at every step, for a batch of sources; ids without BOS/EOS."""
     max_new = max_new or max_new_tokens(src_keep, arch.max_len)
+    PAD, BOS, EOS = special_ids(arch.vocab_size)
     b = src.shape[0]
     cache = Cache()
-    tokens = torch.full((b, 1), BOS, dtype=torch.long)
-    done = torch.zeros(b, dtype=torch.bool)
+    tokens = torch.full((b, 1), BOS, dtype=torch.long, device=src.device)
+    done = torch.zeros(b, dtype=torch.bool, device=src.device)
     out: list[torch.Tensor] = []
     for _ in range(max_new):
         logits = functional.forward(arch, weights, tokens, src=src, src_keep=src_keep, cache=cache, last_only=True)
@@ -68,14 +68,15 @@ def greedy(arch: Arch, weights: dict[str, Any], src: torch.Tensor, src_keep: tor
         if bool(done.all()):
             break
         tokens = nxt[:, None]
-    return [_until_eos(row) for row in torch.stack(out, 1).tolist()]
+    return [_until_eos(row, arch.vocab_size) for row in torch.stack(out, 1).tolist()]
 
 
-def _until_eos(ids: list[int]) -> list[int]:
-    """The byte ids before the first EOS (PAD and BOS dropped)."""
-    if EOS in ids:
-        ids = ids[:ids.index(EOS)]
-    return [t for t in ids if t < 256]
+def _until_eos(ids: list[int], vocab_size: int) -> list[int]:
+    """The token ids before the first EOS (PAD and BOS dropped)."""
+    pad, _, eos = special_ids(vocab_size)
+    if eos in ids:
+        ids = ids[:ids.index(eos)]
+    return [t for t in ids if t < pad]
 
 
 @torch.inference_mode()
@@ -85,10 +86,11 @@ def beam_search(arch: Arch, weights: dict[str, Any], src: torch.Tensor, src_keep
     (length counting the EOS, as fairseq). A sentence stops once `beam` hypotheses have ended with
     EOS. beam=1 is greedy decoding, token for token. With `return_scores`: (ids, ranking scores)."""
     max_new = max_new or max_new_tokens(src_keep, arch.max_len)
+    PAD, BOS, EOS = special_ids(arch.vocab_size)
     b, k = src.shape[0], beam
     src, src_keep = src.repeat_interleave(k, 0), src_keep.repeat_interleave(k, 0)  # (B*K, S)
     cache = Cache()
-    tokens = torch.full((b * k, 1), BOS, dtype=torch.long)
+    tokens = torch.full((b * k, 1), BOS, dtype=torch.long, device=src.device)
     scores = torch.zeros(b, k)
     scores[:, 1:] = -math.inf  # every beam starts as the same BOS: keep one of them at first
     history = torch.empty(b * k, 0, dtype=torch.long)
@@ -96,7 +98,7 @@ def beam_search(arch: Arch, weights: dict[str, Any], src: torch.Tensor, src_keep
     alive = torch.ones(b, dtype=torch.bool)
     for step in range(max_new):
         logits = functional.forward(arch, weights, tokens, src=src, src_keep=src_keep, cache=cache, last_only=True)
-        logp = logits[:, -1].float().log_softmax(-1)  # (B*K, V)
+        logp = logits[:, -1].float().log_softmax(-1).cpu()  # (B*K, V); the bookkeeping stays on the CPU
         v = logp.shape[-1]
         total = (scores[:, :, None] + logp.view(b, k, v)).view(b, k * v)
         top, idx = total.topk(2 * k, dim=1)  # 2K candidates: even if K end here, K others go on
@@ -126,16 +128,16 @@ def beam_search(arch: Arch, weights: dict[str, Any], src: torch.Tensor, src_keep
         if not bool(alive.any()):
             break
         index = (torch.arange(b)[:, None] * k + new_beam).view(-1)  # (B*K,) rows of the kept parents
-        _reorder(cache, index)
+        _reorder(cache, index.to(src.device))
         history = torch.cat([history.index_select(0, index), new_tok.view(-1, 1)], 1)
-        scores, tokens = new_scores, new_tok.view(-1, 1)
+        scores, tokens = new_scores, new_tok.view(-1, 1).to(src.device)
     results, best_scores = [], []
     for i in range(b):
         if not finished[i]:  # out of length budget: the best unfinished hypothesis
             j = int(scores[i].argmax())
             finished[i].append((float(scores[i, j]) / history.shape[1] ** length_penalty, history[i * k + j].tolist()))
         score, best = max(finished[i], key=lambda h: h[0])
-        results.append([t for t in best if t < 256])
+        results.append([t for t in best if t < PAD])
         best_scores.append(score)
     return (results, best_scores) if return_scores else results
 
@@ -150,15 +152,18 @@ class TranslationScores:
 
 
 def translate_pairs(arch: Arch, weights: dict[str, Any], pairs: Sequence[tuple[str, str]], beam: int = 1,
-                    batch_size: int = 64, progress: Callable[[int], Any] | None = None) -> list[str]:
-    """Translations of the sources of `pairs`, in order (batched by length for speed)."""
-    tok = ByteTokenizer()
-    data = PairBatches(pairs, arch.max_len)
+                    batch_size: int = 64, progress: Callable[[int], Any] | None = None, tokenizer=None) -> list[str]:
+    """Translations of the sources of `pairs`, in order (batched by length for speed), on the
+    device of the weights; `tokenizer`: the model's (default bytes)."""
+    tok = tokenizer or ByteTokenizer()
+    data = PairBatches(pairs, arch.max_len, tok)
+    device = next(iter(_tensors(weights))).device
     order = sorted(range(len(pairs)), key=lambda i: len(data.src[i]))
     hyps: list[str] = [""] * len(pairs)
     for b0 in range(0, len(order), batch_size):
         idx = order[b0:b0 + batch_size]
         x, _ = data.collate(idx)
+        x = {k: v.to(device) for k, v in x.items()}
         if beam == 1:
             ids = greedy(arch, weights, x["src"], x["src_keep"])
         else:
@@ -170,6 +175,17 @@ def translate_pairs(arch: Arch, weights: dict[str, Any], pairs: Sequence[tuple[s
     return hyps
 
 
+def _tensors(obj: Any):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
 def corpus_scores(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, float]:
     """(BLEU, chrF) of whole-corpus hypotheses against one reference each (sacrebleu defaults)."""
     import sacrebleu
@@ -178,9 +194,10 @@ def corpus_scores(hyps: Sequence[str], refs: Sequence[str]) -> tuple[float, floa
 
 
 def score_translation(arch: Arch, weights: dict[str, Any], pairs: Sequence[tuple[str, str]], beam: int = 1,
-                      batch_size: int = 64, progress: Callable[[int], Any] | None = None) -> TranslationScores:
+                      batch_size: int = 64, progress: Callable[[int], Any] | None = None,
+                      tokenizer=None) -> TranslationScores:
     t0 = time.perf_counter()
-    hyps = translate_pairs(arch, weights, pairs, beam, batch_size, progress)
+    hyps = translate_pairs(arch, weights, pairs, beam, batch_size, progress, tokenizer)
     bleu, chrf = corpus_scores(hyps, [t for _, t in pairs])
     return TranslationScores(bleu, chrf, len(pairs), time.perf_counter() - t0,
                              "greedy" if beam == 1 else f"beam {beam}")

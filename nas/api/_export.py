@@ -48,10 +48,13 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
         chosen, fields = archs[0], {}
     else:
         raise UserError("export: give a search RUN folder, or --supernet DIR with --arch FILE")
+    from supernet.corpus.tokenizer import save_beside
     record = read_record(supernet)
     model, _ = load_supernet(supernet)
     model.require(chosen)
-    card = ModelCard(arch=chosen, params=0, task=record.task, data=record.data, tokenizer=record.tokenizer,
+    tokenizer = save_beside(record.tokenizer, out)  # tokenizer.json beside the model (not for bytes)
+    fields.setdefault("workload", record.space.get("workload"))  # what latency means for this space
+    card = ModelCard(arch=chosen, params=0, task=record.task, data=record.data, tokenizer=tokenizer,
                      supernet=str(Path(supernet).resolve()), **fields)
     folder = save(extract(model, chosen), out, card)
     from supernet.subnet import load
@@ -76,10 +79,15 @@ class RetrainResult:
 
 def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, lr: float | None = None,
             batch_size: int | None = None, seq_len: int = 128, sentences: int = 500, seed: int = 0,
-            out: str | Path | None = None, progress: Progress | bool = True) -> RetrainResult:
+            out: str | Path | None = None, device: str = "auto", precision: str | None = None,
+            progress: Progress | bool = True) -> RetrainResult:
     """Retrains an exported SubTransformer (`scratch`: fresh weights, as HAT; `finetune`: from the
-    inherited weights; `distill`: inherited weights taught by the supernet's largest arch),
-    checkpointed and resumable; then scores it and measures its latency here."""
+    inherited weights; `distill`: inherited weights taught by the supernet's largest arch) on
+    `device` in `precision`, checkpointed and resumable; then scores it and measures its latency,
+    on the hardware it was searched for when this machine has it (else it says where)."""
+    from supernet.corpus.tokenizer import load_beside
+    from supernet.device import resolve_device, resolve_precision
+    from supernet.train import Runtime
     from latency.measure import measure
     from supernet.checkpoint import load_supernet
     from supernet.config import resolve_config
@@ -89,6 +97,8 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     from supernet.train import run_batch, train_fixed
     if mode not in ("scratch", "finetune", "distill"):
         raise UserError(f"--mode {mode!r}: choose scratch, finetune or distill")
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
     model = load(model_dir)
     card: ModelCard = model.card
     task = card.task or task_for(model.arch)
@@ -101,23 +111,26 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     cfg = resolve_config(None, task, steps=steps, batch_size=batch_size, seq_len=min(seq_len, model.arch.max_len),
                          lr=lr or default_lr, warmup=min(50, steps // 10 + 1), seed=seed, eval_every=10**9,
                          ckpt_every=50)
+    tok = load_beside(card.tokenizer, model_dir)
     td = load_task_data(task, card.data, max_len=model.arch.max_len, seq_len=cfg.seq_len,
-                        batch_size=cfg.batch_size, eval_batches=8)
+                        batch_size=cfg.batch_size, eval_batches=8, tokenizer=tok)
     target = Path(out) if out else Path(model_dir) / f"retrained-{mode}"
     target.mkdir(parents=True, exist_ok=True)
-    before = Evaluator(model, td.val).loss(model.arch)
+    model.to(dev)
+    before = Evaluator(model, td.val, precision=prec).loss(model.arch)
     if mode == "scratch":
         model.reset_parameters(seed)
     teacher = None
     if mode == "distill":
         sup, _ = load_supernet(card.supernet)
+        sup.to(dev)
         largest = sup.space.largest()
         teacher = lambda x: run_batch(sup, x, largest)  # noqa: E731
     p = as_progress(progress)
     with p.task(f"retrain ({mode})", steps, unit="step") as bar:
         train_fixed(model, td.train, cfg, progress=lambda s: bar.update(s), teacher=teacher,
-                    ckpt=target / "retrain.safetensors")
-    after = Evaluator(model, td.val).loss(model.arch)
+                    ckpt=target / "retrain.safetensors", runtime=Runtime(device=dev, precision=prec))
+    after = Evaluator(model, td.val, precision=prec).loss(model.arch)
     result: dict[str, Any] = {"mode": mode, "steps": steps, "val_loss_inherited": before, "val_loss": after,
                               "perplexity": math.exp(after)}
     scores = None
@@ -126,13 +139,18 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
         from supernet.translate import score_translation
         pairs = evenly_spaced(parallel_corpus(card.data).test, sentences)
         with p.task("translate test pairs", len(pairs), unit="pair") as bar:
-            sc = score_translation(model.arch, model.weights(), pairs, progress=bar.advance)
+            sc = score_translation(model.arch, model.weights(), pairs, progress=bar.advance, tokenizer=tok)
         scores = {"bleu": sc.bleu, "chrf": sc.chrf, "pairs": sc.sentences}
         result.update(bleu=sc.bleu, chrf=sc.chrf, bleu_pairs=sc.sentences, decoding=sc.decoding)
+    model.cpu()
     m = measure([model.arch], card.work(), card.hardware)[0]
     result.update(measured_s=m.seconds, measured_raw_s=m.raw_s, measured_spread=m.spread, measured_on=m.device_name,
-                  measured_threads=m.threads, measured_workload=m.workload, measured_scale=m.scale)
+                  measured_threads=m.threads, measured_workload=m.workload, measured_scale=m.scale,
+                  measured_note=m.note, trained_on=str(dev), precision=prec)
     new_card = card.replace(retrain=result)
+    if card.tokenizer and card.tokenizer.get("file"):
+        from supernet.corpus.tokenizer import TOKENIZER_FILE
+        (target / TOKENIZER_FILE).write_text((Path(model_dir) / card.tokenizer["file"]).read_text())
     save(model, target, new_card)
     atomic_write_json(target / "retrain.json", {**result, **{k: getattr(card, k) for k in (
         "latency_s", "latency_source", "latency_budget_s", "hardware") if getattr(card, k) is not None}})

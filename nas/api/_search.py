@@ -63,6 +63,8 @@ class SearchPlan:
     latency: Callable[[list[Arch]], list[float]]
     latency_source: str
     recorded: int  # trials the run folder holds already (a resume)
+    device: str = "cpu"  # where the fitness (inherited-weight loss) is computed
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,9 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
                 iterations: int = DEFAULT_ITERATIONS, population: int | None = None,
                 options: dict[str, Any] | None = None, seed: int = 0, workload: str | Workload | None = None,
                 eval_batches: int = 4, workers: int = 0, ray_address: str | None = None,
-                out: str | Path | None = None) -> SearchPlan:
+                out: str | Path | None = None, device: str = "auto", precision: str | None = None) -> SearchPlan:
     """Checks a search request; raises a UserError (one line) for the first thing wrong.
-    `budget`: a duration string ("20ms") or seconds."""
+    `budget`: a duration string ("20ms") or seconds; `device`/`precision`: where the fitness runs."""
     from nas.ray_adapter import check_address
     from nas.search import check_reachable, parse_duration, resolve_options, strategy_class
     from nas.search.driver import run_settings
@@ -103,6 +105,9 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     hw, space = as_hardware(hardware), as_space(space)
     w = as_workload(workload, space)
     check_address(ray_address)
+    from supernet.device import resolve_device, resolve_precision
+    dev = resolve_device(device) if not ray_address else None  # a cluster's devices are its own to resolve
+    prec = resolve_precision(precision, dev) if dev is not None else (precision or "auto")
     latency, model = latency_function(hw, space, w)
     check_reachable(space, latency, budget_s, seed, hardware=hw.name)
     run_dir = Path(out) if out else default_run_dir(hw.name, budget_text, strategy, seed)
@@ -117,7 +122,8 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
             raise UserError(f"{run_dir}: its trials were scored with the supernet in {previous.supernet}, not "
                             f"{choice.folder.resolve()}; resume with --supernet {previous.supernet} or use another --out")
     return SearchPlan(hw, space, w, budget_s, budget_text, strategy, opts, iterations, seed, eval_batches, workers,
-                      ray_address, run_dir, choice, latency, model.source, recorded)
+                      ray_address, run_dir, choice, latency, model.source, recorded,
+                      str(dev) if dev is not None else device, prec)
 
 
 def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
@@ -131,15 +137,19 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     p.note(f"latency on {hw.name}: {plan.latency_source} model, workload {plan.workload}"
            + ("  (no measurements of this device: the analytic roofline answers)"
               if plan.latency_source == "analytic" else ""))
-    folder = prepare_supernet(plan.space, plan.supernet, p) if evaluate is None else plan.supernet.folder
+    folder = (prepare_supernet(plan.space, plan.supernet, p, plan.device if not plan.ray_address else "auto")
+              if evaluate is None else plan.supernet.folder)
     close = lambda: None  # noqa: E731
     if evaluate is None:
         if plan.workers or plan.ray_address:
             from nas.ray_adapter import RayEvaluatorPool
-            pool = RayEvaluatorPool(str(folder), plan.eval_batches, max(1, plan.workers), plan.ray_address)
+            pool = RayEvaluatorPool(str(folder), plan.eval_batches, max(1, plan.workers), plan.ray_address,
+                                    device=plan.device if not plan.ray_address else "auto",
+                                    precision=None if plan.precision == "auto" else plan.precision)
             evaluate, close = pool.losses, pool.close
         else:
-            evaluate = supernet_evaluator(folder, plan.eval_batches).losses
+            evaluate = supernet_evaluator(folder, plan.eval_batches, device=plan.device,
+                                          precision=plan.precision).losses
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with p.task("search", plan.iterations, unit="arch") as bar:
@@ -162,12 +172,13 @@ def search(hardware: str | Any, budget: str | float, *, space: str | Path | Sear
            supernet: str | Path | None = None, strategy: str = "evolution", iterations: int = DEFAULT_ITERATIONS,
            population: int | None = None, options: dict[str, Any] | None = None, seed: int = 0,
            workload: str | Workload | None = None, eval_batches: int = 4, workers: int = 0,
-           ray_address: str | None = None, out: str | Path | None = None,
-           progress: Progress | bool = True) -> SearchOutcome:
+           ray_address: str | None = None, out: str | Path | None = None, device: str = "auto",
+           precision: str | None = None, progress: Progress | bool = True) -> SearchOutcome:
     """The most accurate arch of `space` within `budget` on `hardware`: validation loss with
     inherited supernet weights, latency from the hardware's predictor. Resumes `out` when it holds
     this search already. See `plan_search` for what is checked first."""
     plan = plan_search(hardware, budget, space=space, supernet=supernet, strategy=strategy, iterations=iterations,
                        population=population, options=options, seed=seed, workload=workload,
-                       eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out)
+                       eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
+                       device=device, precision=precision)
     return run_planned_search(plan, progress)

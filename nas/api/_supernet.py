@@ -45,14 +45,23 @@ class TrainPlan:
     config: TrainConfig
     data: Any  # the reference the record keeps: None, a path, [src, tgt]
     resume_from: int  # steps already in the folder's checkpoint (0: a new run)
+    tokenizer: str  # the tokenizer asked for (bytes, bpe:N, a file); a resume keeps its own
+    device: str = "auto"
+    precision: str | None = None  # None: the device's default
+    grad_accum: int = 1
+    checkpointing: bool = False
+    memory: Any = None  # supernet.memory.MemoryEstimate of this training, per rank
 
 
 @dataclass(frozen=True)
 class TrainResult:
     folder: Path
-    record: SupernetRecord
+    record: "SupernetRecord"
     resumed_from: int
     corpus: str  # what it trained on, described
+    device: str = "cpu"
+    precision: str = "fp32"
+    ranks: int = 1
 
     @property
     def val_largest(self) -> float:
@@ -65,10 +74,15 @@ class TrainResult:
 
 def plan_training(space: str | Path | SearchSpace = "lm-shakespeare", *, out: str | Path | None = None,
                   data: str | Path | None = None, src: str | Path | None = None, tgt: str | Path | None = None,
-                  preset: str | None = None, config: TrainConfig | None = None, **settings: Any) -> TrainPlan:
+                  preset: str | None = None, config: TrainConfig | None = None, tokenizer: str | None = None,
+                  device: str = "auto", precision: str | None = None, grad_accum: int = 1,
+                  checkpointing: bool = False, check_memory: bool = True, **settings: Any) -> TrainPlan:
     """Checks a training request before any long work: the space and its task, the data files, the
-    settings (`settings` are TrainConfig fields; `config` replaces preset and settings whole), and
-    that an existing run in `out` has the same settings (it then resumes)."""
+    settings (`settings` are TrainConfig fields; `config` replaces preset and settings whole), the
+    tokenizer against the space's vocabulary, the device and precision, that the training fits the
+    device's memory, and that an existing run in `out` has the same settings (it then resumes)."""
+    from supernet.corpus.tokenizer import parse_spec
+    from supernet.device import resolve_device, resolve_precision
     from supernet.tasks import check_data, resolve_data, task_for
     space = as_space(space)
     task = task_for(space)
@@ -90,6 +104,15 @@ def plan_training(space: str | Path | SearchSpace = "lm-shakespeare", *, out: st
         config = resolve_config(preset, task, **settings)
     if task == "lm" and config.seq_len > space.max_len:
         raise UserError(f"--seq-len {config.seq_len} exceeds the space's max_len {space.max_len}")
+    if isinstance(grad_accum, bool) or not isinstance(grad_accum, int) or grad_accum < 1:
+        raise UserError(f"--grad-accum {grad_accum!r}: must be an integer of at least 1")
+    spec = tokenizer or space.tokenizer
+    kind, arg = parse_spec(spec, space.vocab_size)
+    if kind == "bytes" and space.vocab_size != 259 or kind == "bpe" and arg != space.vocab_size:
+        from supernet.corpus.tokenizer import check_vocab
+        check_vocab(259 if kind == "bytes" else arg, space.vocab_size, spec, space.name)
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
     folder = Path(out) if out else default_supernet_dir(space.name)
     resume_from = 0
     if has_supernet(folder):
@@ -100,25 +123,59 @@ def plan_training(space: str | Path | SearchSpace = "lm-shakespeare", *, out: st
             raise UserError(f"{folder}: holds a supernet trained with other {', '.join(diff)}; pass another --out, "
                             f"or the same settings to resume it")
         resume_from = old.step
-    return TrainPlan(space, task, folder, config, data_ref, resume_from)
+    memory = _memory(space, task, config, dev, prec, grad_accum, checkpointing, check_memory)
+    return TrainPlan(space, task, folder, config, data_ref, resume_from, spec, str(dev), prec, grad_accum,
+                     checkpointing, memory)
+
+
+def _memory(space: SearchSpace, task: str, cfg: TrainConfig, device, precision: str, grad_accum: int,
+            checkpointing: bool, check: bool):
+    """The per-rank estimate; a clear stop when it cannot fit the device."""
+    import os
+
+    from supernet.device import memory_available
+    from supernet.memory import estimate, supernet_parameters
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    micro = max(1, cfg.batch_size // (world * grad_accum))
+    seq = cfg.seq_len if task == "lm" else space.max_len
+    est = estimate(space, supernet_parameters(space), seq, micro, precision, checkpointing)
+    have = memory_available(device) if check else None
+    if have is not None and est.total > 0.9 * have:
+        raise UserError(f"training needs about {est.describe()}, but {device} has {have / 2**30:.2f} GiB free; "
+                        f"add --grad-accum {2 * grad_accum} (smaller micro-batches), --checkpointing (recompute "
+                        f"activations), a smaller --batch-size, or a bigger device")
+    return est
 
 
 def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int | None = None) -> TrainResult:
-    """Trains (or resumes, or finds finished) the planned supernet."""
+    """Trains (or resumes, or finds finished) the planned supernet; under `torchrun`, as one rank of
+    a DDP training (rank 0 reports progress and writes the checkpoints)."""
     import torch
-    from supernet.corpus.tokenizer import ByteTokenizer
-    from supernet.tasks import load_task_data
-    from supernet.train import train_supernet as train
-    p = as_progress(progress)
+    from supernet.checkpoint import read_record as record_of
+    from supernet.corpus.tokenizer import tokenizer_from_dict
+    from supernet.device import describe, init_distributed
+    from supernet.tasks import load_task_data, make_tokenizer
+    from supernet.train import Runtime, train_supernet as train
     if threads:
         torch.set_num_threads(threads)
+    dist, device = init_distributed(plan.device)
+    p = as_progress(progress) if dist.main else as_progress(False)
     cfg = plan.config
+    if plan.resume_from:
+        tok = tokenizer_from_dict(record_of(plan.folder).tokenizer)  # a resume keeps its own tokenizer
+    else:
+        tok = make_tokenizer(plan.tokenizer, plan.task, plan.data, plan.space)
     td = load_task_data(plan.task, plan.data, max_len=plan.space.max_len, seq_len=cfg.seq_len,
-                        batch_size=cfg.batch_size, eval_batches=cfg.eval_batches)
-    p.note(f"corpus: {td.description}")
+                        batch_size=cfg.batch_size, eval_batches=cfg.eval_batches, tokenizer=tok)
+    p.note(f"corpus: {td.description}; tokenizer {tok.describe()}")
+    p.note(f"device {describe(device)}, precision {plan.precision}"
+           + (f", {dist.world} ranks (DDP)" if dist.active else "")
+           + (f"; memory needed per rank about {plan.memory.describe()}" if plan.memory else ""))
     if plan.resume_from:
         p.note(f"resuming the run in {plan.folder} at step {plan.resume_from}/{cfg.steps}")
-    meta = {"task": plan.task, "data": plan.data, "tokenizer": ByteTokenizer().to_dict()}
+    meta = {"task": plan.task, "data": plan.data, "tokenizer": tok.to_dict()}
+    rt = Runtime(device=device, precision=plan.precision, grad_accum=plan.grad_accum,
+                 checkpointing=plan.checkpointing, dist=dist)
     last: dict[str, Any] = {}
     with p.task("train", cfg.steps, unit="step") as bar:
         def report(total: int, row: dict[str, Any]) -> None:
@@ -127,22 +184,28 @@ def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int
             if "val_largest" in last:
                 info += f"  val largest {last['val_largest']:.3f} smallest {last['val_smallest']:.3f}"
             bar.update(row["step"], info=info)
-        train(plan.space, td.train, td.val, plan.folder, cfg, meta, progress=report)
-    return TrainResult(plan.folder, read_record(plan.folder), plan.resume_from, td.description)
+        train(plan.space, td.train, td.val, plan.folder, cfg, meta, progress=report, runtime=rt)
+    return TrainResult(plan.folder, record_of(plan.folder), plan.resume_from, td.description, str(device),
+                       plan.precision, dist.world)
 
 
 def train_supernet(space: str | Path | SearchSpace = "lm-shakespeare", *, out: str | Path | None = None,
                    data: str | Path | None = None, src: str | Path | None = None, tgt: str | Path | None = None,
                    preset: str | None = None, steps: int | None = None, batch_size: int | None = None,
                    seq_len: int | None = None, lr: float | None = None, sampling: str | None = None,
-                   label_smoothing: float | None = None, seed: int | None = None,
-                   settings: dict[str, Any] | None = None, threads: int | None = None,
+                   label_smoothing: float | None = None, seed: int | None = None, tokenizer: str | None = None,
+                   device: str = "auto", precision: str | None = None, grad_accum: int = 1,
+                   checkpointing: bool = False, settings: dict[str, Any] | None = None, threads: int | None = None,
                    progress: Progress | bool = True) -> TrainResult:
     """Trains the weight-sharing SuperTransformer of `space` (a language model or a translation
     model, by the space's kind) into `out` (default runs/supernet-SPACE); an unfinished run there
-    resumes. `settings`: any other TrainConfig field (n_random, distill_weight, eval_every, ...)."""
-    plan = plan_training(space, out=out, data=data, src=src, tgt=tgt, preset=preset, steps=steps,
-                         batch_size=batch_size, seq_len=seq_len, lr=lr, sampling=sampling,
+    resumes. `tokenizer`: bytes, bpe:N or a tokenizer.json (default: the space's). `device`: auto
+    (CUDA when present), cpu, cuda, cuda:N or mps; `precision`: fp32, bf16 or fp16 (default bf16
+    on a CUDA device that has it, else fp32). Under `torchrun` each process is one DDP rank.
+    `settings`: any other TrainConfig field (n_random, extremes, distill_weight, eval_every, ...)."""
+    plan = plan_training(space, out=out, data=data, src=src, tgt=tgt, preset=preset, tokenizer=tokenizer,
+                         device=device, precision=precision, grad_accum=grad_accum, checkpointing=checkpointing,
+                         steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, sampling=sampling,
                          label_smoothing=label_smoothing, seed=seed, **(settings or {}))
     return run_training(plan, progress, threads)
 
@@ -204,16 +267,18 @@ def _existing(space: SearchSpace, folder: Path) -> SupernetChoice:
     return SupernetChoice(folder, "use", "", record)
 
 
-def prepare_supernet(space: SearchSpace, choice: SupernetChoice, progress: Progress | bool = True) -> Path:
+def prepare_supernet(space: SearchSpace, choice: SupernetChoice, progress: Progress | bool = True,
+                     device: str = "auto", precision: str | None = None) -> Path:
     """Carries out a choice: trains or resumes when it says so."""
     p = as_progress(progress)
     if choice.why:
         p.note(choice.why)
     if choice.action == "train":
-        run_training(plan_training(space, out=choice.folder, preset="quick"), p)
+        run_training(plan_training(space, out=choice.folder, preset="quick", device=device, precision=precision), p)
     elif choice.action == "resume":
         rec = choice.record
-        run_training(plan_training(space, out=choice.folder, config=rec.train, **_data_args(rec)), p)
+        run_training(plan_training(space, out=choice.folder, config=rec.train, device=device, precision=precision,
+                                   **_data_args(rec)), p)
     return choice.folder
 
 
@@ -228,16 +293,19 @@ def _data_args(record: SupernetRecord) -> dict[str, Any]:
 # ---- scoring -----------------------------------------------------------------------------------
 
 def supernet_evaluator(folder: str | Path, batches: int | None = None, loaded: Any = None,
-                       split: str = "val") -> Evaluator:
+                       split: str = "val", device: str = "cpu", precision: str | None = None) -> "Evaluator":
     """The scorer a search uses: an Evaluator of the supernet in `folder` on its own data's `split`
-    (validation for selection; test only for final tables). `loaded`: what `load_supernet(folder)`
-    returned, when the caller has it already."""
+    (validation for selection; test only for final tables), on `device` in `precision` (default:
+    the device's), scoring many windows of many archs per call. `loaded`: what
+    `load_supernet(folder)` returned, when the caller has it already."""
     from supernet.checkpoint import load_supernet
+    from supernet.device import resolve_device, resolve_precision
     from supernet.evaluate import Evaluator
     from supernet.tasks import supernet_task_data
+    dev = resolve_device(device)
     model, record = loaded or load_supernet(folder)
     td = supernet_task_data(record, batches, split=split)
-    return Evaluator(model, td.val)
+    return Evaluator(model.to(dev), td.val, precision=resolve_precision(precision, dev))
 
 
 @dataclass(frozen=True)
@@ -265,8 +333,8 @@ class EvalResult:
 
 
 def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *, batches: int | None = None,
-             split: str = "val", sentences: int = 500, beam: int = 4,
-             progress: Progress | bool = True) -> EvalResult:
+             split: str = "val", sentences: int = 500, beam: int = 4, device: str = "auto",
+             precision: str | None = None, progress: Progress | bool = True) -> EvalResult:
     """Loss (and for translation BLEU and chrF of greedy and beam decoding) of archs with inherited
     weights, on the supernet's own data (`split`: val or test)."""
     archs = as_archs(archs)
@@ -279,11 +347,13 @@ def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *,
     model, record = loaded
     for a in archs:
         model.require(a)
-    ev = supernet_evaluator(supernet, batches, loaded, split=split)
+    ev = supernet_evaluator(supernet, batches, loaded, split=split, device=device, precision=precision)
     translation = record.task == "translation"
     pairs: list = []
     if translation:
+        from supernet.corpus.tokenizer import tokenizer_from_dict
         from supernet.tasks import evenly_spaced, parallel_corpus
+        tok = tokenizer_from_dict(record.tokenizer)
         pairs = evenly_spaced(getattr(parallel_corpus(record.data), "test" if split == "test" else "val"), sentences)
     p = as_progress(progress)
     scores = []
@@ -297,7 +367,7 @@ def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *,
                 from supernet.translate import score_translation
                 weights = model.active_weights(a)
                 for k in ([1, beam] if beam > 1 else [1]):
-                    sc = score_translation(a, weights, pairs, beam=k, progress=bar.advance)
+                    sc = score_translation(a, weights, pairs, beam=k, progress=bar.advance, tokenizer=tok)
                     label = "greedy" if k == 1 else f"beam {k}"
                     extra[f"BLEU {label}"], extra[f"chrF {label}"] = sc.bleu, sc.chrf
             scores.append(ArchScore(a, loss, analytic_cost(a).params, extra))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from nas import api
-from nas.cli._common import PROGRESS, console
+from nas.cli._common import PROGRESS, console, device_options
 
 
 @click.command("export")
@@ -35,17 +35,21 @@ def export_cmd(run, rank, supernet_dir, arch_file, out):
               help="Translation: test pairs translated for BLEU and chrF afterwards.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Default: DIR/retrained-MODE.")
-def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed, out):
-    """Retrain an exported SubTransformer (checkpointed, resumable), then measure it here."""
+@device_options
+def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed, out, device, precision):
+    """Retrain an exported SubTransformer (checkpointed, resumable), then measure it."""
     res = api.retrain(model_dir, mode=mode, steps=steps, lr=lr, batch_size=batch_size, seq_len=seq_len,
-                      sentences=sentences, seed=seed, out=out, progress=PROGRESS)
+                      sentences=sentences, seed=seed, out=out, device=device, precision=precision,
+                      progress=PROGRESS)
     console.print(f"validation loss {res.val_loss:.4f} (perplexity {res.perplexity:.2f}); inherited weights had "
                   f"{res.val_loss_inherited:.4f}")
     if res.translation:
         console.print(f"test BLEU {res.translation['bleu']:.2f}, chrF {res.translation['chrf']:.2f} "
                       f"({res.translation['pairs']} pairs, greedy)")
     m, card = res.measured, res.card
-    line = (f"measured here ({m.device_name}): {m.raw_s * 1e3:.2f} ms raw wall clock ± {m.spread:.0%}"
+    if m.note:
+        console.print(f"note: {m.note}")
+    line = (f"measured on {m.device_name}: {m.raw_s * 1e3:.2f} ms raw wall clock ± {m.spread:.0%}"
             + (f", {m.normalised_s * 1e3:.2f} ms on the dataset's scale" if m.normalised_s is not None else ""))
     if card.latency_s is not None:
         line += (f"; predicted on {card.hardware}: {card.latency_s * 1e3:.2f} ms ({card.latency_source}); "

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nas import api
-from nas.cli._common import PROGRESS, console, stdout_console
+from nas.cli._common import PROGRESS, console, device_options, stdout_console
 from nas.api import DEFAULT_ITERATIONS
 from nas.search import STRATEGIES
 from space import Arch, analytic_cost
@@ -36,12 +36,14 @@ from space.errors import UserError
               help="Ray actors scoring candidates in parallel (0: in this process).")
 @click.option("--ray-address", default=None, metavar="ADDR", help="Use an existing Ray cluster (HOST:PORT).")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Run folder (an existing one resumes).")
+@device_options
 def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
-               eval_batches, workers, ray_address, out):
-    """Search the most accurate arch within a latency budget."""
+               eval_batches, workers, ray_address, out, device, precision):
+    """Search the most accurate arch within a latency budget (fitness on --device)."""
     plan = api.plan_search(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
                            iterations=iterations, population=population, seed=seed, workload=workload,
-                           eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out)
+                           eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
+                           device=device, precision=precision)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
     best = outcome.best

@@ -7,7 +7,7 @@ import click
 from rich.table import Table
 
 from nas import api
-from nas.cli._common import PROGRESS, console, stdout_console
+from nas.cli._common import PROGRESS, console, device_options, stdout_console
 from space.errors import UserError
 from supernet.config import preset_names
 
@@ -35,14 +35,30 @@ from supernet.config import preset_names
 @click.option("--label-smoothing", type=float, default=None, help="Default: 0.1 for translation, 0 for language models.")
 @click.option("--seed", type=int, default=None, help="Seed of weights, data order and arch sampling (default 0).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--tokenizer", default=None, metavar="bytes|bpe:N|FILE",
+              help="bytes; a byte-level BPE of N ids trained on your training split; or your tokenizer.json "
+                   "(default: the space's own: bytes for 259 ids, else a BPE of its vocab_size).")
+@click.option("--grad-accum", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Micro-batches per step (per rank): less activation memory, the same global batch.")
+@click.option("--checkpointing", is_flag=True, help="Activation checkpointing: recompute each block in the "
+                                                    "backward pass (less memory, about a third more compute).")
+@device_options
 def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset, sampling, batch_size, seq_len, lr,
-                       label_smoothing, seed, threads) -> None:
-    """Train the weight-sharing SuperTransformer on a task (language model or translation, by the space's kind)."""
+                       label_smoothing, seed, threads, tokenizer, grad_accum, checkpointing, device, precision) -> None:
+    """Train the weight-sharing SuperTransformer on a task (language model or translation, by the space's kind).
+    Under `torchrun --nproc_per_node N -m nas train-supernet ...` every process is one DDP rank."""
     result = api.train_supernet(space_name, out=out, data=data, src=src_file, tgt=tgt_file, preset=preset,
                                 steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, sampling=sampling,
-                                label_smoothing=label_smoothing, seed=seed, threads=threads, progress=PROGRESS)
-    console.print(f"supernet saved in {result.folder} after {result.record.step} steps; validation loss "
-                  f"(nats/byte): largest {result.val_largest:.3f}, smallest {result.val_smallest:.3f}")
+                                label_smoothing=label_smoothing, seed=seed, tokenizer=tokenizer, device=device,
+                                precision=precision, grad_accum=grad_accum, checkpointing=checkpointing,
+                                threads=threads, progress=PROGRESS)
+    from supernet.device import launched_by_torchrun
+    import os
+    if not launched_by_torchrun() or os.environ.get("RANK") == "0":
+        unit = "nats/byte" if result.record.tokenizer.get("type") == "byte" else "nats/token"
+        console.print(f"supernet saved in {result.folder} after {result.record.step} steps ({result.ranks} rank(s), "
+                      f"{result.device}, {result.precision}); validation loss ({unit}): largest "
+                      f"{result.val_largest:.3f}, smallest {result.val_smallest:.3f}")
 
 
 @click.command("evaluate")
@@ -57,11 +73,12 @@ def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset,
               help="Translation: how many pairs of the split to translate (evenly spaced).")
 @click.option("--beam", type=click.IntRange(min=1), default=4, show_default=True,
               help="Translation: beam size of the second decoding (1: greedy only).")
-def evaluate_cmd(supernet_dir, arch_file, batches, split, sentences, beam) -> None:
+@device_options
+def evaluate_cmd(supernet_dir, arch_file, batches, split, sentences, beam, device, precision) -> None:
     """Loss and perplexity of archs with inherited supernet weights; for translation also BLEU and
     chrF of greedy and beam-search decoding."""
     res = api.evaluate(supernet_dir, arch_file, batches=batches, split=split, sentences=sentences, beam=beam,
-                       progress=PROGRESS)
+                       device=device, precision=precision, progress=PROGRESS)
     extra = list(res.scores[0].translation)
     title = f"inherited weights, {res.tokens:,} {split} tokens"
     if res.pairs:
@@ -77,14 +94,16 @@ def evaluate_cmd(supernet_dir, arch_file, batches, split, sentences, beam) -> No
 @click.command("generate")
 @click.argument("model_dir", metavar="DIR", type=click.Path(file_okay=False))
 @click.option("--prompt", default="ROMEO.\n", show_default=True, help="Text to continue.")
-@click.option("--tokens", default=200, show_default=True, type=click.IntRange(min=1), help="Bytes to generate.")
+@click.option("--tokens", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Tokens to generate (bytes, for a byte-level model).")
 @click.option("--temperature", default=0.8, show_default=True, type=float, help="0 = greedy.")
 @click.option("--top-k", default=50, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
-def generate_cmd(model_dir, prompt, tokens, temperature, top_k, seed) -> None:
-    """Generate text from an exported SubTransformer."""
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps")
+def generate_cmd(model_dir, prompt, tokens, temperature, top_k, seed, device) -> None:
+    """Generate text from an exported SubTransformer (in its own tokenizer)."""
     click.echo(prompt + api.generate(model_dir, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
-                                     seed=seed))
+                                     seed=seed, device=device))
 
 
 @click.command("translate")
@@ -92,7 +111,8 @@ def generate_cmd(model_dir, prompt, tokens, temperature, top_k, seed) -> None:
 @click.option("--text", "texts", multiple=True, help="A sentence to translate (repeatable).")
 @click.option("--file", "file_", default=None, type=click.Path(dir_okay=False), help="Sentences, one per line.")
 @click.option("--beam", default=4, show_default=True, type=click.IntRange(min=1), help="Beam size (1: greedy).")
-def translate_cmd(model_dir, texts, file_, beam) -> None:
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps")
+def translate_cmd(model_dir, texts, file_, beam, device) -> None:
     """Translate with an exported encoder-decoder SubTransformer; one output line per input line."""
     lines = list(texts)
     if file_:
@@ -100,5 +120,5 @@ def translate_cmd(model_dir, texts, file_, beam) -> None:
             lines += Path(file_).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"--file {file_}: cannot read it as UTF-8 text ({e.__class__.__name__})") from None
-    for line in api.translate(model_dir, lines, beam=beam):
+    for line in api.translate(model_dir, lines, beam=beam, device=device):
         click.echo(line)

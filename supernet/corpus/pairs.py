@@ -1,6 +1,6 @@
 """Batches of (source, target) sentence pairs for encoder-decoder training and evaluation.
 
-A pair becomes three byte sequences: the source `src + EOS` (what the encoder reads), the decoder
+A pair becomes three token sequences: the source `src + EOS` (what the encoder reads), the decoder
 input `BOS + tgt` and the labels `tgt + EOS` (teacher forcing: label t is the token after input t).
 Batches are padded with PAD to their longest member; `src_keep` marks real source tokens (the
 encoder's padding mask) and labels at padded positions are PAD, which every loss ignores. Padding
@@ -24,12 +24,12 @@ class PairBatches:
     """Padded seq2seq batches over one split. `sample` draws random length-bucketed batches (for
     training); `eval_batches` returns the same fixed batches every call (for validation)."""
 
-    def __init__(self, pairs: Sequence[Pair], max_len: int) -> None:
+    def __init__(self, pairs: Sequence[Pair], max_len: int, tokenizer=None) -> None:
         if not pairs:
             raise CorpusError("this split has no sentence pairs; give a parallel corpus with more lines")
-        tok = ByteTokenizer()
+        tok = self.tok = tokenizer or ByteTokenizer()
         # a sentence longer than the model's positions is cut (the EOS/BOS take one position)
-        self.src = [np.append(tok.encode(s)[:max_len - 1], tok.EOS) for s, _ in pairs]
+        self.src = [np.append(tok.encode(s)[:max_len - 1], tok.eos_id) for s, _ in pairs]
         self.tgt = [tok.encode(t)[:max_len - 1] for _, t in pairs]
         self.max_len = max_len
         self.order = np.argsort([len(s) + len(t) for s, t in zip(self.src, self.tgt)], kind="stable")
@@ -39,18 +39,18 @@ class PairBatches:
 
     def collate(self, idx: Sequence[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """({"tokens": decoder input (B, T), "src": (B, S), "src_keep": (B, S) bool}, labels (B, T))."""
-        tok = ByteTokenizer
+        pad, bos, eos = self.tok.pad_id, self.tok.bos_id, self.tok.eos_id
         s_len = max(len(self.src[i]) for i in idx)
         t_len = max(len(self.tgt[i]) for i in idx) + 1
-        src = torch.full((len(idx), s_len), tok.PAD, dtype=torch.long)
-        tin = torch.full((len(idx), t_len), tok.PAD, dtype=torch.long)
-        tout = torch.full((len(idx), t_len), tok.PAD, dtype=torch.long)
+        src = torch.full((len(idx), s_len), pad, dtype=torch.long)
+        tin = torch.full((len(idx), t_len), pad, dtype=torch.long)
+        tout = torch.full((len(idx), t_len), pad, dtype=torch.long)
         for row, i in enumerate(idx):
             s, t = torch.from_numpy(self.src[i].astype(np.int64)), torch.from_numpy(self.tgt[i].astype(np.int64))
             src[row, :len(s)] = s
-            tin[row, 0], tin[row, 1:len(t) + 1] = tok.BOS, t
-            tout[row, :len(t)], tout[row, len(t)] = t, tok.EOS
-        return {"tokens": tin, "src": src, "src_keep": src != tok.PAD}, tout
+            tin[row, 0], tin[row, 1:len(t) + 1] = bos, t
+            tout[row, :len(t)], tout[row, len(t)] = t, eos
+        return {"tokens": tin, "src": src, "src_keep": src != pad}, tout
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """B random pairs of similar length; reproducible given the generator."""

@@ -124,15 +124,14 @@ def _frozen(parts: list[np.ndarray]) -> np.ndarray:
     return a
 
 
-def load_text_corpus(path: str | Path | None = None) -> TextCorpus:
-    """Byte-tokenised corpus split into train/val/test.
+def text_splits(path: str | Path | None = None) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]], str]:
+    """(texts per split, document names per split, source): the documents of the corpus, split.
 
     None: the embedded modern-spelling Shakespeare, split by play. A path may be a UTF-8 .txt
     file or a folder (all *.txt inside, recursively; empty files are skipped). With at least 3
     documents the split is by document; otherwise every document is split by position: the
     last 5% goes to test, the 5% before it to val.
     """
-    tok, eos = ByteTokenizer(), np.array([ByteTokenizer.EOS], np.uint16)
     if path is None:
         files = sorted(shakespeare_dir().glob("*_gut.txt"))
         if not files:
@@ -143,21 +142,31 @@ def load_text_corpus(path: str | Path | None = None) -> TextCorpus:
     else:
         path = Path(path).expanduser()
         docs, source = _documents(path), str(path)
-    splits: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     if len(docs) >= 3:
         names = dict(zip(("train", "val", "test"), split_documents([n for n, _ in docs])))
         where = {n: s for s, ns in names.items() for n in ns}
         for name, text in docs:
-            splits[where[name]] += [tok.encode(text), eos]
+            splits[where[name]].append(text)
         documents = {s: tuple(ns) for s, ns in names.items()}
     else:  # too few documents to hold any out: hold out the end of each instead
         for _, text in docs:
             a, b = position_cuts(len(text))
             for split, part in zip(splits, (text[:a], text[a:b], text[b:])):
-                splits[split] += [tok.encode(part), eos]
+                splits[split].append(part)
         documents = {s: tuple(n for n, _ in docs) for s in splits}
-    return TextCorpus(**{s: _frozen(p) for s, p in splits.items()}, documents=documents,
-                      source=source)
+    return splits, documents, source
+
+
+def load_text_corpus(path: str | Path | None = None, tokenizer=None) -> TextCorpus:
+    """The corpus (see `text_splits`) tokenized, each document followed by EOS; bytes by default."""
+    tok = tokenizer or ByteTokenizer()
+    if tok.vocab_size > 65536:
+        raise CorpusError(f"a vocabulary of {tok.vocab_size:,} ids does not fit the corpus's 16-bit token arrays")
+    texts, documents, source = text_splits(path)
+    eos = np.array([tok.eos_id], np.uint16)
+    splits = {s: [part for t in ts for part in (tok.encode(t).astype(np.uint16), eos)] for s, ts in texts.items()}
+    return TextCorpus(**{s: _frozen(p) for s, p in splits.items()}, documents=documents, source=source)
 
 
 class LMBatches:
