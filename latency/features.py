@@ -16,14 +16,16 @@ ANALYTIC = ("analytic.params", "analytic.flops", "analytic.bytes", "analytic.ops
             "roofline.memory_s", "roofline.overhead_s", "roofline.total_s")
 
 
-def roofline_terms(cost: Cost, hw: Hardware) -> tuple[float, float, float, float]:
+def roofline_terms(cost: Cost, hw: Hardware, end: str = "point") -> tuple[float, float, float, float]:
     """(compute, memory, overhead, total) seconds: each invocation of each part takes
-    max(FLOPs / peak, bytes / bandwidth); every dispatched op pays the fixed overhead."""
+    max(FLOPs / achieved FLOP/s, bytes / achieved bandwidth); every dispatched op pays the fixed
+    overhead. `end`: the profile's estimated constants ("point"), or the ends of their ranges."""
+    peak, bw = hw.peak * hw.eff("flops", end), hw.memory_bandwidth * hw.eff("bandwidth", end)
     compute = memory = bound = 0.0
     for _, flops, moved, _ in cost.invocations:
-        c, m = flops / hw.peak, moved / hw.memory_bandwidth
+        c, m = flops / peak, moved / bw
         compute, memory, bound = compute + c, memory + m, bound + max(c, m)
-    overhead = cost.ops * hw.op_overhead
+    overhead = cost.ops * hw.overhead(end)
     return compute, memory, overhead, bound + overhead
 
 

@@ -18,6 +18,7 @@ from space import SearchSpace, Workload
 from space.errors import UserError
 
 FEW_SHOT = 20  # samples the calibrated analytic model gets: the "new device" budget
+CURRENT = "current predictor"  # the one answering before this fit, scored on the same held-out rows
 
 
 @dataclass
@@ -45,15 +46,21 @@ def flops_baseline(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
 
 
 def fit_and_report(df: pd.DataFrame, hw: Hardware, space: SearchSpace, workload: Workload, predictor: str = "gbt",
-                   test_fraction: float = 0.2, seed: int = 0) -> FitResult:
+                   test_fraction: float = 0.2, seed: int = 0, current: Any = None,
+                   test_among: set[str] | None = None) -> FitResult:
+    """Fits `predictor` on the rows of (hw, space, workload) and judges it on held-out rows beside
+    FLOPs alone, the analytic model, a 20-sample calibration and, given `current` (the predictor
+    that answers today, a Bundle), that one too. `test_among`: hold out only rows of these arch ids
+    (the new measurements, which the current predictor never saw)."""
     rows = select_rows(df, hw, space, workload)
     names = feature_names(space)
     x = featurize(archs_of(rows), space, workload, hw)
     y = latency_target(rows).to_numpy(dtype=np.float64)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(rows))
-    n_test = max(2, int(round(test_fraction * len(rows))))
-    test, train = order[:n_test], order[n_test:]
+    pool = np.arange(len(rows)) if test_among is None else np.flatnonzero(rows.arch_id.isin(test_among).to_numpy())
+    n_test = min(len(pool) - (1 if test_among is None else 0), max(2, int(round(test_fraction * len(pool)))))
+    test = rng.permutation(pool)[:n_test]
+    train = np.setdiff1d(np.arange(len(rows)), test)
     def fresh(kind: str):
         return make_predictor(kind, names, **({"seed": seed} if kind in ("gbt", "mlp") else {}))
 
@@ -62,6 +69,8 @@ def fit_and_report(df: pd.DataFrame, hw: Hardware, space: SearchSpace, workload:
              "analytic (uncalibrated)": make_predictor("analytic", names).predict(x[test])}
     few = train[:FEW_SHOT]
     preds[f"calibrated ({len(few)} samples)"] = make_predictor("calibrated", names).fit(x[few], y[few]).predict(x[test])
+    if current is not None:
+        preds[CURRENT] = current.predict(archs_of(rows.iloc[test]))[0]
     metrics = {name: latency_metrics(y[test], p) for name, p in preds.items()}
     table = rows.iloc[test][["arch_id", "median_s", "spread"]].copy()
     for name, p in preds.items():
@@ -96,4 +105,4 @@ def plot_predictions(result: FitResult, predictor: str, path: Path, title: str) 
     plt.close(fig)
 
 
-__all__ = ["FEATURE_VERSION", "FitResult", "fit_and_report", "plot_predictions", "select_rows"]
+__all__ = ["CURRENT", "FEATURE_VERSION", "FEW_SHOT", "FitResult", "fit_and_report", "plot_predictions", "select_rows"]

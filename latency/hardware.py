@@ -16,7 +16,8 @@ from space.errors import UserError
 
 KINDS = ("cpu", "gpu")
 _KEYS = ("name", "description", "kind", "device", "dtype", "threads", "peak_flops", "memory_bandwidth",
-         "op_overhead", "sources", "measured")
+         "op_overhead", "efficiency", "sources", "measured")
+ENDS = ("fast", "point", "slow")  # the ends of a profile's constants: best case, estimate, worst case
 
 
 class HardwareError(UserError):
@@ -25,6 +26,10 @@ class HardwareError(UserError):
 
 @dataclass(frozen=True)
 class Hardware:
+    """A device's spec sheet for the analytic roofline. Constants that are estimates, not
+    measurements, carry a (low, high) range: the per-op overhead of eager PyTorch on the device's
+    host, and the fractions of peak FLOP/s and bandwidth that kernels reach (`efficiency`)."""
+
     name: str
     description: str
     kind: str  # cpu | gpu
@@ -36,14 +41,38 @@ class Hardware:
     threads: int | None = None
     sources: tuple[str, ...] = ()
     measured: dict[str, Any] = field(default_factory=dict)  # how this profile's own numbers were measured
+    op_overhead_range: tuple[float, float] | None = None  # (low, high) seconds, when op_overhead is an estimate
+    efficiency: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # flops|bandwidth -> (low, point, high)
 
     @property
     def peak(self) -> float:
         return self.peak_flops[self.dtype]
 
+    def eff(self, what: str, end: str = "point") -> float:
+        """The fraction of peak (`flops`) or bandwidth (`bandwidth`) kernels reach (1.0 if not given)."""
+        low, point, high = self.efficiency.get(what, (1.0, 1.0, 1.0))
+        return {"fast": high, "point": point, "slow": low}[end]
+
+    def overhead(self, end: str = "point") -> float:
+        if self.op_overhead_range is None or end == "point":
+            return self.op_overhead
+        return self.op_overhead_range[0] if end == "fast" else self.op_overhead_range[1]
+
+    @property
+    def has_range(self) -> bool:
+        return self.op_overhead_range is not None or bool(self.efficiency)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sources"] = list(self.sources)
+        if self.op_overhead_range is not None:
+            d["op_overhead"] = {"low": self.op_overhead_range[0], "value": self.op_overhead,
+                                "high": self.op_overhead_range[1]}
+        d.pop("op_overhead_range")
+        if self.efficiency:
+            d["efficiency"] = {k: {"low": lo, "value": pt, "high": hi} for k, (lo, pt, hi) in self.efficiency.items()}
+        else:
+            d.pop("efficiency")
         return d
 
 
@@ -75,11 +104,33 @@ def hardware_from_dict(d: Any, where: str) -> Hardware:
     threads = d.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise HardwareError(f"{where}.threads={threads!r} must be a positive integer")
+    overhead, overhead_range = _ranged(d["op_overhead"], f"{where}.op_overhead")
+    efficiency = {}
+    for what, value in check_keys(d.get("efficiency") or {}, f"{where}.efficiency", ("flops", "bandwidth"),
+                                  error=HardwareError).items():
+        point, (low, high) = _ranged(value, f"{where}.efficiency.{what}")
+        if not 0 < low <= point <= high <= 1:
+            raise HardwareError(f"{where}.efficiency.{what}: need 0 < low <= value <= high <= 1 (fractions of peak)")
+        efficiency[what] = (low, point, high)
     return Hardware(name=str(d["name"]), description=str(d.get("description", "")), kind=d["kind"],
                     device=d["device"], peak_flops=peaks,
                     memory_bandwidth=_positive(d["memory_bandwidth"], f"{where}.memory_bandwidth"),
-                    op_overhead=_positive(d["op_overhead"], f"{where}.op_overhead"), dtype=dtype, threads=threads,
-                    sources=tuple(str(s) for s in d.get("sources", ())), measured=dict(d.get("measured") or {}))
+                    op_overhead=overhead, dtype=dtype, threads=threads,
+                    sources=tuple(str(s) for s in d.get("sources", ())), measured=dict(d.get("measured") or {}),
+                    op_overhead_range=overhead_range if isinstance(d["op_overhead"], dict) else None,
+                    efficiency=efficiency)
+
+
+def _ranged(value: Any, where: str) -> tuple[float, tuple[float, float]]:
+    """A number (no range), or {low, value, high}: (value, (low, high))."""
+    if isinstance(value, dict):
+        check_keys(value, where, ("low", "value", "high"), ("low", "value", "high"), error=HardwareError)
+        low, point, high = (_positive(value[k], f"{where}.{k}") for k in ("low", "value", "high"))
+        if not low <= point <= high:
+            raise HardwareError(f"{where}: need low <= value <= high, got {low:g}, {point:g}, {high:g}")
+        return point, (low, high)
+    point = _positive(value, where)
+    return point, (point, point)
 
 
 def hardware_dir() -> Path:

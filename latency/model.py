@@ -1,20 +1,39 @@
 """The latency model a search or `nas predict` uses for (hardware, space, workload): a fitted
 predictor when one was measured (or calibrated) for it, else the analytic roofline, which needs no
-measurement. Every answer says which it is."""
+measurement. Every answer says which it is, how sure it is, and on what scale.
+
+- Uncertainty: a prediction is a log-normal point `seconds` with relative std `rel_std` (the
+  predictor's own; for the analytic model, the spread its constants' ranges give), so the upper
+  bound at confidence c is seconds * exp(z_c * rel_std). A budget holds for an arch whose bound is
+  within it (`confidence`, default 0.9).
+- Scale: a measured predictor predicts on its dataset's reference-normalised scale. On the
+  measured device itself, `calibrate()` times the reference arch now and multiplies every
+  prediction by (now / dataset), so predictions are today's wall clock.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Sequence
 
 import numpy as np
 
-from latency.features import featurize
+from latency.features import featurize, roofline_terms
 from latency.hardware import Hardware
 from latency.store import find_bundle
-from space import Arch, SearchSpace, Workload, builtin_spaces, load_space
+from space import Arch, SearchSpace, Workload, analytic_cost, builtin_spaces, load_space
 from space.errors import UserError
 
-ANALYTIC_REL_STD = 0.5  # the uncalibrated roofline: right in kind, often off by 2x in size
+ANALYTIC_REL_STD = 0.5  # an uncalibrated roofline without ranged constants: right in kind, often 2x off in size
+RANGE_Z = NormalDist().inv_cdf(0.95)  # a profile's constant ranges are read as 5%-95% intervals
+DEFAULT_CONFIDENCE = 0.9
+
+
+def z_of(confidence: float) -> float:
+    if not 0.5 <= confidence < 1.0:
+        raise UserError(f"--confidence {confidence}: must be in [0.5, 1) (0.5: the point prediction, 0.9: "
+                        f"an upper bound 9 archs in 10 stay under)")
+    return NormalDist().inv_cdf(confidence)
 
 
 @dataclass
@@ -24,13 +43,45 @@ class LatencyModel:
     workload: Workload
     source: str  # measured | calibrated | analytic
     bundle: object | None = None
+    scale: float = 1.0  # today's wall clock / the dataset's scale (see `calibrate`)
+    calibration: dict = field(default_factory=dict)
 
     def predict(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
         """(seconds, relative std) per arch."""
         if self.bundle is not None:
-            return self.bundle.predict(list(archs))
-        x = featurize(archs, self.space, self.workload, self.hardware)
-        return x[:, -1].copy(), np.full(len(archs), ANALYTIC_REL_STD)
+            seconds, rel = self.bundle.predict(list(archs))
+            return seconds * self.scale, rel
+        point = featurize(archs, self.space, self.workload, self.hardware)[:, -1].copy()
+        if not self.hardware.has_range:
+            return point, np.full(len(point), ANALYTIC_REL_STD)
+        _, slow = self.predict_range(archs)
+        rel = np.log(np.maximum(slow / point, 1.0)) / RANGE_Z  # the slow end as the 95% bound
+        return point, np.maximum(rel, 0.05)
+
+    def bound(self, archs: Sequence[Arch], confidence: float = DEFAULT_CONFIDENCE) -> np.ndarray:
+        """The upper bound of each arch's latency at `confidence` (the point prediction at 0.5)."""
+        seconds, rel = self.predict(archs)
+        return seconds * np.exp(z_of(confidence) * rel)
+
+    def predict_range(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
+        """(fast, slow): the analytic prediction at the two ends of the profile's constant ranges."""
+        out = {}
+        for end in ("fast", "slow"):
+            out[end] = np.asarray([roofline_terms(analytic_cost(a, self.workload), self.hardware, end)[3]
+                                   for a in archs])
+        return out["fast"], out["slow"]
+
+    def describe(self) -> str:
+        if self.source == "analytic":
+            if self.hardware.has_range:
+                lo, hi = self.hardware.overhead("fast") * 1e6, self.hardware.overhead("slow") * 1e6
+                return (f"analytic roofline (no measurements of {self.hardware.name}: per-op overhead "
+                        f"{self.hardware.op_overhead * 1e6:.3g} us, range {lo:.3g}-{hi:.3g} us)")
+            return f"analytic roofline (no measurements of {self.hardware.name})"
+        text = f"{self.source} predictor"
+        if self.calibration:
+            text += f", rescaled to this machine's speed now (x{self.scale:.2f})"
+        return text
 
 
 def latency_model(hw: Hardware, space: SearchSpace, workload: Workload) -> LatencyModel:
@@ -50,7 +101,13 @@ def predictor_status(hw: Hardware, space: SearchSpace, workload: Workload) -> st
     b = load_bundle(path)
     m = b.metrics or {}
     within = f", {m['within_10']:.0%} within ±10%" if "within_10" in m else ""
-    return f"{b.source} ({b.dataset.get('rows', '?')} rows{within})"
+    where = "yours" if str(path).startswith(str(_store())) else "shipped"
+    return f"{b.source} ({where}, {b.dataset.get('rows', '?')} rows{within})"
+
+
+def _store():
+    from latency.store import store_root
+    return store_root()
 
 
 def space_for(arch: Arch) -> SearchSpace:
@@ -59,3 +116,47 @@ def space_for(arch: Arch) -> SearchSpace:
         if space.contains(arch):
             return space
     raise UserError(f"arch {arch.id} is in none of the shipped spaces; pass --space NAME|PATH")
+
+
+# ---- today's wall clock ------------------------------------------------------------------------------
+
+def device_present(model: LatencyModel) -> bool:
+    """Whether this machine is the device the model's dataset was measured on (same CPU model and
+    thread count, or the same GPU)."""
+    if model.bundle is None:
+        return False
+    from latency.runner import cpu_model
+    ds = model.bundle.dataset
+    if model.hardware.device == "cuda":
+        import torch
+        return torch.cuda.is_available() and ds.get("device_name") == torch.cuda.get_device_name()
+    return ds.get("cpu_model") == cpu_model()
+
+
+def calibrate(model: LatencyModel, rounds: int = 7) -> dict:
+    """Times the dataset's reference arch on this machine now and rescales the model's predictions
+    to today's wall clock. Only on the measured device itself, whose dataset holds the reference's
+    median; returns what it found ({} when it could not calibrate)."""
+    if not device_present(model) or not model.bundle.dataset.get("ref_s"):
+        return {}
+    from latency.profile import reference_arch, time_group
+    from latency.protocol import TimingProtocol
+    ref = reference_arch(model.space)
+    if ref.id != model.bundle.dataset.get("ref_id"):
+        return {}
+    timings, meta = time_group([ref], model.workload, model.hardware.device,
+                               TimingProtocol(warmup=2, rounds=rounds, max_spread=0.05, extra_rounds=4),
+                               threads=model.hardware.threads)
+    now, then = timings[0].median, float(model.bundle.dataset["ref_s"])
+    model.scale = now / then
+    model.calibration = {"reference_now_s": now, "reference_dataset_s": then, "scale": model.scale,
+                         "spread": timings[0].spread}
+    return model.calibration
+
+
+def far_from_dataset(scale: float) -> bool:
+    return not 0.8 <= scale <= 1.25
+
+
+__all__ = ["DEFAULT_CONFIDENCE", "LatencyModel", "calibrate", "device_present", "far_from_dataset", "latency_model",
+           "predictor_status", "space_for", "z_of"]

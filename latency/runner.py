@@ -26,8 +26,10 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0,
-          backend: str = "torch") -> Callable[[], None]:
-    model = SubTransformer(arch).reset_parameters(seed).to(device).eval()
+          backend: str = "torch", model: SubTransformer | None = None) -> Callable[[], None]:
+    """One call of the workload on `arch`'s SubTransformer: freshly initialised (latency does not
+    depend on the weights' values), or `model`, an exported one, as a user would run it."""
+    model = (model if model is not None else SubTransformer(arch).reset_parameters(seed)).to(device).eval()
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, min(arch.vocab_size, 256), (workload.batch, workload.seq_len), generator=g).to(device)
     if backend == "onnxruntime":

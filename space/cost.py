@@ -101,7 +101,7 @@ def attention_params(layer: Layer, embed: int, head_dim: int, max_len: int) -> i
     if layer.attn == "linformer":
         n += 2 * layer.proj_len * max_len  # E and F project keys and values along the sequence
     elif layer.attn == "fastformer":
-        n += 2 * qw  # the query and key pooling vectors, one per head
+        n += 2 * qw + layer.heads * head_dim * head_dim  # pooling vectors, and the output transform per head
     return n
 
 
@@ -118,14 +118,30 @@ def layer_params(layer: Layer, embed: int, head_dim: int, max_len: int, enc_embe
     return n
 
 
+WINDOW_MIN_BLOCK = 16  # the sliding-window kernel's query block: max(16, window)
+
+
+def window_block(window: int) -> int:
+    return max(WINDOW_MIN_BLOCK, window)
+
+
+def window_blocked(t: int, window: int) -> bool:
+    """Whether the sliding-window kernel runs t queries in blocks (O(n w)) rather than dense and
+    masked (O(n^2), cheaper for a sequence of at most two blocks). The kernel asks this too."""
+    return t > 2 * window_block(window)
+
+
 def _keys_seen(attn: str, window: int | None, start: int, q: int, total: int, causal: bool) -> int:
-    """Number of (query, key) pairs the attention scores for q new queries at positions
-    start..start+q-1 of a sequence of `total` positions."""
+    """Number of (query, key) pairs the attention kernel scores for q new queries at positions
+    start..start+q-1 of a sequence of `total` positions: what it computes, masked pairs included."""
     if attn == "window":
-        if causal:
-            return sum(min(p + 1, window) for p in range(start, start + q))
-        half = window // 2
-        return sum(min(p, half) + min(total - 1 - p, half) + 1 for p in range(start, start + q))
+        if q == 1 and causal:  # a decode step over the bounded cache
+            return min(total, window)
+        if start == 0 and window_blocked(q, window):  # blocks of c queries against c + reach keys
+            c = window_block(window)
+            reach = window - 1 if causal else 2 * (window // 2)
+            return -(-q // c) * c * (c + reach)
+        return q * total  # dense and masked
     if causal:
         return q * start + q * (q + 1) // 2
     return q * total
@@ -152,8 +168,8 @@ def _self_attention(layer: Layer, embed: int, head_dim: int, start: int, q: int,
         flops += 2 * 2 * k * total * kvw + 4 * q * k * h * hd + 5 * q * k * h
         act += 2 * k * kvw + 2 * q * k * h
     elif layer.attn == "fastformer":
-        flops += 10 * q * h * hd
-        act += 2 * q * qw
+        flops += 10 * q * h * hd + 2 * q * h * hd * hd  # pooling and mixing, then the output transform
+        act += 3 * q * qw + h * hd * hd
     else:
         raise ArchError(f"no cost model for attention type {layer.attn!r}")
     return flops, act * db
@@ -175,28 +191,38 @@ def _cross(layer: Layer, embed: int, head_dim: int, q: int, memory: int, project
     return flops, act * db
 
 
-# Tensor operations one block dispatches, as supernet/functional.py and the kernels run them: norms,
-# projections, head reshapes, residual adds, then the attention core. Estimates for the overhead term
-# of a latency model (calibration scales them), not an exact trace.
-_BLOCK_OPS = 19
-_CROSS_OPS, _CROSS_MEMORY_OPS = 8, 4
+# Tensor operations each part dispatches (what pays a fixed per-op cost: a kernel launch, a framework
+# dispatch), counted from the aten ops supernet/functional.py and the kernels run, per invocation
+# mode: "forward" (a whole sequence, no cache), "prefill" (a prompt into an empty cache), "first"
+# (one token into an empty cache: an encoder-decoder's first step), "decode" (one token after
+# others). tests/test_cost.py checks them against a count of the real dispatches.
+_BLOCK_OPS = 19  # LayerNorms, Q/K/V/output projections, head reshapes, FFN, GELU, residual adds
+_CROSS_OPS, _CROSS_MEMORY_OPS = 9, 6  # cross-attention per step; projecting the memory's K/V once
+_LINEAR_CHUNK_OPS, LINEAR_CHUNK = 22, 64
 
 
-def _attention_ops(layer: Layer, q: int, decode: bool) -> int:
-    gqa = 2 if layer.kv_heads != layer.heads else 0
+def _attention_ops(layer: Layer, q: int, mode: str, causal: bool) -> int:
+    gqa = 2 if layer.kv_heads != layer.heads else 0  # K/V expanded to the query heads
+    chunks = -(-q // LINEAR_CHUNK)
     if layer.attn == "softmax":
-        return 3 if decode else 1
+        return {"forward": 1, "prefill": 6, "first": 1, "decode": 3}[mode]
     if layer.attn == "window":
-        return 5 if decode else 7
+        if mode in ("first", "decode"):  # the cache kept to its last window - 1 keys: two slices
+            return 3 if mode == "first" else 5
+        if window_blocked(q, layer.window):
+            return (28 if causal else 27) + gqa + (2 if mode == "prefill" else 0)
+        return (9 if causal else 8) + (2 if mode == "prefill" else 0)
     if layer.attn == "linear":
-        return 7 + gqa + 18 * -(-q // 64) + (0 if decode else 1)
+        if not causal:
+            return 17
+        return (9 if mode == "decode" else 11) + _LINEAR_CHUNK_OPS * chunks
     if layer.attn == "linformer":
         return 5
-    return 12 + gqa  # fastformer
+    return 14 + gqa  # fastformer
 
 
 def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: int, db: int,
-                memory: int = 0, project_memory: bool = False, decode: bool = False) -> list[tuple[str, int, int, int]]:
+                memory: int = 0, project_memory: bool = False, mode: str = "forward") -> list[tuple[str, int, int, int]]:
     """(part, flops, bytes, ops) of one invocation of a stack over q new tokens."""
     stack = getattr(arch, name)
     causal = name == "decoder"
@@ -210,15 +236,23 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
             f3, b3 = _cross(layer, stack.embed, arch.head_dim, q, memory, project_memory, enc_embed, db)
             flops, act = flops + f3, act + b3
         weights = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed) * db
-        ops = _BLOCK_OPS + _attention_ops(layer, q, decode)
+        ops = _BLOCK_OPS + _attention_ops(layer, q, mode, causal)
         if layer.cross_layers is not None:
             ops += _CROSS_OPS + (_CROSS_MEMORY_OPS if project_memory else 0)
         out.append((f"{name}.layers[{i}]", batch * flops, batch * act + weights, ops))
     emb_bytes = batch * q * stack.embed * db * 2 + q * stack.embed * db  # token rows + position rows
-    out.append((f"{name}.embedding", 0, emb_bytes, 3))
+    if head_q == 0:  # an encoder under a decoder: each layer's output normed, memories concatenated
+        emb_ops = 3 + stack.depth + len({layer.cross_layers for layer in arch.decoder.layers})
+    elif mode == "forward":
+        emb_ops = 3 + 1  # token and position rows, the sum; the final norm
+    else:  # a cached invocation: + the last position's slice; a decode step also picks its input (argmax)
+        emb_ops = 3 + 1 + 1 + (1 if mode == "decode" else 0)
+    if arch.kind == "encoder-decoder" and name == "decoder":
+        emb_ops += 2  # each call slices both stacks' columns of the shared token table
+    out.append((f"{name}.embedding", 0, emb_bytes, emb_ops))
     if head_q:  # logits through the tied embedding, for head_q positions
         out.append((f"{name}.head", batch * 2 * head_q * stack.embed * arch.vocab_size,
-                    arch.vocab_size * stack.embed * db + batch * head_q * (stack.embed + arch.vocab_size) * db, 3))
+                    arch.vocab_size * stack.embed * db + batch * head_q * (stack.embed + arch.vocab_size) * db, 1))
     return out
 
 
@@ -249,14 +283,18 @@ def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int
     if arch.kind == "encoder":
         runs += _stack_pass(arch, "encoder", 0, n, b, n, db)
     elif arch.kind == "decoder":
-        runs += _stack_pass(arch, "decoder", 0, n, b, 1 if w.generation else n, db)
-        for t in range(w.gen_tokens):
-            runs += _stack_pass(arch, "decoder", n + t, 1, b, 1, db, decode=True)
+        if w.generation:  # the prompt into the cache, then one token per step
+            runs += _stack_pass(arch, "decoder", 0, n, b, 1, db, mode="prefill" if n > 1 else "first")
+            for t in range(w.gen_tokens):
+                runs += _stack_pass(arch, "decoder", n + t, 1, b, 1, db, mode="decode")
+        else:
+            runs += _stack_pass(arch, "decoder", 0, n, b, n, db)
     else:
         runs += _stack_pass(arch, "encoder", 0, n, b, 0, db)
         if w.generation:  # from BOS, one token per step; the memory's K/V are projected at step 0
             for t in range(w.gen_tokens):
-                runs += _stack_pass(arch, "decoder", t, 1, b, 1, db, memory=n, project_memory=t == 0, decode=True)
+                runs += _stack_pass(arch, "decoder", t, 1, b, 1, db, memory=n, project_memory=t == 0,
+                                    mode="first" if t == 0 else "decode")
         else:
             runs += _stack_pass(arch, "decoder", 0, n, b, n, db, memory=n, project_memory=True)
 

@@ -32,6 +32,8 @@ class ModelCard(Record):
     workload: dict[str, int] | None = None  # ... under this workload
     latency_s: float | None = None  # predicted latency there (point prediction)
     latency_rel_std: float | None = None  # the predictor's relative std for it
+    latency_bound_s: float | None = None  # the upper bound the budget was checked against ...
+    confidence: float | None = None  # ... at this confidence
     latency_source: str | None = None  # measured | calibrated | analytic
     latency_budget_s: float | None = None
     retrain: dict[str, Any] | None = None  # what `nas retrain` measured
@@ -63,8 +65,9 @@ def render(card: ModelCard) -> str:
              f"- parameters: {cost.params:,} ({human(cost.params)})",
              f"- FLOPs under workload {w}: {human(cost.flops)}; bytes moved {human(cost.bytes, 'B')}"]
     if card.latency_s is not None:
-        std = f" ± {card.latency_rel_std:.0%}" if card.latency_rel_std is not None else ""
-        lines.append(f"- predicted latency on {card.hardware}: {card.latency_s * 1e3:.3f} ms{std} "
+        bound = (f", at most {card.latency_bound_s * 1e3:.3f} ms at {card.confidence:.0%} confidence"
+                 if card.latency_bound_s is not None and card.confidence else "")
+        lines.append(f"- predicted latency on {card.hardware}: {card.latency_s * 1e3:.3f} ms{bound} "
                      f"({card.latency_source} predictor); budget {card.latency_budget_s * 1e3:g} ms")
     if card.loss is not None:
         lines.append(f"- validation loss with inherited supernet weights: {card.loss:.4f} nats/token "

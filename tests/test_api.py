@@ -194,7 +194,7 @@ def test_lower_packages_do_not_import_higher_ones() -> None:
 
 BAD_SEARCH = [
     (["--latency-budget", "20"], "has no unit"),
-    (["--latency-budget", "0.0001ms"], "smallest predicted latency"),
+    (["--latency-budget", "0.0001ms"], "smallest predicted latency (its upper bound at 90% confidence)"),
     (["--hardware", "nope"], "unknown hardware 'nope'"),
     (["--space", "nope"], "unknown space 'nope'"),
     (["--workload", "len=9000"], "max_len=256"),

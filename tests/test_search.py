@@ -179,7 +179,9 @@ class TestSearcherContract:
                 assert t.values[1] == t.user_attrs["latency_s"]
         assert result.best["loss"] == min(t.values[0] for t in trials)
         assert result.best_arch.id == result.best["arch_id"]
-        assert list(result.frame().columns) == ["number", "arch_id", "loss", "latency_s", "strategy", "arch"]
+        assert list(result.frame().columns) == ["number", "arch_id", "loss", "latency_s", "latency_bound_s", "strategy",
+                                                "arch"]
+        assert all(t["latency_bound_s"] == t["latency_s"] for t in result.trials)  # no bound given: the prediction
         assert all(Arch.from_json(t["arch"]).id == t["arch_id"] for t in result.trials)
 
 

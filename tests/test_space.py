@@ -268,6 +268,7 @@ class _Plain(nn.Module):
                     block["F"] = nn.Linear(arch.max_len, layer.proj_len, bias=False)
                 if layer.attn == "fastformer":
                     block["pool"] = nn.Linear(2 * qw, 1, bias=False)  # 2*qw weights, like the two vectors
+                    block["transform"] = nn.Linear(hd, layer.heads * hd, bias=False)  # an hd x hd matrix per head
                 if layer.cross_layers:
                     cw, de = layer.cross_heads * hd, arch.encoder.embed
                     block.update({"lnx": nn.LayerNorm(d), "xq": nn.Linear(d, cw), "xk": nn.Linear(de, cw),

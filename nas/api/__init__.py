@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 # name -> module; loaded on first use, so `import nas.api` (and every `nas` command) starts fast and a
 # wrong argument is refused before torch, pandas or scikit-learn are even imported
 _WHERE = {
-    **dict.fromkeys(("ExportResult", "RetrainResult", "export", "retrain"), "nas.api._export"),
+    **dict.fromkeys(("ExportResult", "MeasureResult", "RetrainResult", "export", "measure", "retrain"),
+                    "nas.api._export"),
     **dict.fromkeys(("HardwareInfo", "Prediction", "PredictorReport", "ProfileResult", "fit_predictor", "hardware",
                      "learned_predictors", "predict", "profile"), "nas.api._latency"),
     **dict.fromkeys(("SILENT", "ConsoleProgress", "Progress", "Silent"), "nas.api.progress"),
-    **dict.fromkeys(("DEFAULT_ITERATIONS", "SearchOutcome", "SearchPlan", "plan_search", "run_planned_search", "search"),
+    **dict.fromkeys(("DEFAULT_CONFIDENCE", "DEFAULT_ITERATIONS", "SearchOutcome", "SearchPlan", "plan_search", "run_planned_search", "search"),
                     "nas.api._search"),
     **dict.fromkeys(("sample_archs",), "nas.api._space"),
     **dict.fromkeys(("ArchScore", "EvalResult", "TrainPlan", "TrainResult", "choose_supernet", "default_supernet_dir",
@@ -59,7 +60,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
-    from nas.api._export import ExportResult, RetrainResult, export, retrain  # noqa: F401
+    from nas.api._export import ExportResult, MeasureResult, RetrainResult, export, measure, retrain  # noqa: F401
     from nas.api._latency import (HardwareInfo, Prediction, PredictorReport, ProfileResult, fit_predictor,  # noqa: F401
                                  hardware, learned_predictors, predict, profile)
     from nas.api.progress import SILENT, ConsoleProgress, Progress, Silent  # noqa: F401

@@ -38,8 +38,10 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
             raise UserError(f"--rank {rank!r}: must be 1 or more")
         rec, chosen, row = ranked(run, rank)
         supernet = rec.supernet
+        from nas.search.report import bound_of
         fields = dict(run=str(Path(run).resolve()), rank=rank, loss=float(row["loss"]), hardware=rec.hardware,
-                      workload=rec.workload, latency_s=float(row["latency_s"]), latency_source=rec.latency_source,
+                      workload=rec.workload, latency_s=float(row["latency_s"]), latency_bound_s=float(bound_of(row)),
+                      confidence=rec.confidence, latency_source=rec.latency_source,
                       latency_budget_s=rec.latency_budget_s)
     elif supernet is not None and arch is not None:
         archs = as_archs(arch)
@@ -155,3 +157,65 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     atomic_write_json(target / "retrain.json", {**result, **{k: getattr(card, k) for k in (
         "latency_s", "latency_source", "latency_budget_s", "hardware") if getattr(card, k) is not None}})
     return RetrainResult(target, mode, steps, before, after, m, new_card, scores)
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """An exported model timed as a user would: raw wall clock, the workload of its card."""
+
+    folder: Path
+    median_s: float  # raw wall-clock median of the rounds
+    spread: float  # relative interquartile range of the rounds
+    samples: tuple[float, ...]
+    device_name: str
+    threads: int
+    workload: str
+    backend: str
+    hardware: str | None  # the hardware its card was searched for
+    predicted_s: float | None  # the card's point prediction
+    bound_s: float | None  # the card's upper bound (at its confidence)
+    budget_s: float | None
+    note: str = ""  # when the device timed is not the one the model was searched for
+
+    @property
+    def within_budget(self) -> bool | None:
+        return None if self.budget_s is None else self.median_s <= self.budget_s
+
+
+def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int = 15, warmup: int = 5,
+            threads: int | None = None, backend: str = "torch", workload: str | None = None) -> MeasureResult:
+    """Times an exported model in a process of its own, wall clock, on the device of the hardware it
+    was searched for when this machine has it (else its CPU, said in `note`), with that hardware's
+    thread count; returns the raw median and spread beside the card's prediction, bound and budget."""
+    import json
+    import subprocess
+    import sys
+
+    from latency.measure import target_device
+    from supernet.subnet import load
+    if rounds < 3 or warmup < 0:
+        raise UserError("measure: at least 3 rounds and no negative warm-up")
+    if backend not in ("torch", "onnxruntime"):
+        raise UserError(f"--backend {backend!r}: choose torch or onnxruntime")
+    card: ModelCard = load(model_dir).card
+    hardware = hardware or card.hardware
+    device, note = target_device(hardware)
+    if threads is None and hardware:
+        from latency.hardware import load_hardware
+        threads = load_hardware(hardware).threads
+    from space import Workload
+    w = Workload.parse(workload, base=card.work()) if workload else card.work()
+    cmd = [sys.executable, "-m", "latency.stopwatch", str(model_dir), "--workload", str(w), "--device", device,
+           "--rounds", str(rounds), "--warmup", str(warmup), "--backend", backend]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"measure {model_dir}: the timing process failed ({last})")
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    same = hardware == card.hardware
+    return MeasureResult(Path(model_dir), got["median_s"], got["spread"], tuple(got["samples"]), got["device_name"],
+                         got["threads"], got["workload"], backend, hardware,
+                         card.latency_s if same else None, card.latency_bound_s if same else None,
+                         card.latency_budget_s if same else None, note)

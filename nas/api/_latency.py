@@ -14,7 +14,7 @@ from space.errors import UserError
 
 @dataclass(frozen=True)
 class PredictorReport:
-    """A fitted, saved predictor and how good it is on held-out archs."""
+    """A fitted, saved predictor, how good it is on held-out archs, and whether it answers now."""
 
     path: Path  # the bundle
     plot: Path  # predicted vs measured PNG
@@ -23,6 +23,8 @@ class PredictorReport:
     test_rows: int
     metrics: dict[str, dict[str, float]]  # per model on the held-out rows: rmse_ms, mape, within_5, within_10, kendall_tau
     repeatability: dict[str, float]  # the measurement's own noise
+    answers: bool = True  # whether it now answers for this hardware, space and workload
+    verdict: str = ""  # why it does, or why the previous one still does
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,12 @@ def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakes
             rounds: int = 5, max_spread: float = 0.05, threads: int | None = None, ray_address: str | None = None,
             backend: str = "torch", progress: Progress | bool = True) -> ProfileResult:
     """Times `samples` archs of `space` on the device of `hardware` (here, or on a Ray node) and
-    appends them to a resumable dataset; with 30 archs or more, fits the measured predictor."""
+    appends them to a resumable dataset: yours in $HWNAS_HOME by default, or `out`.
+
+    With 30 archs or more a candidate predictor is fitted, on the new measurements merged with the
+    data the current predictor was fitted on, and it takes over only if its held-out error on the
+    new archs is lower than the current predictor's. A profile written to `out` never changes what
+    answers: its predictor is saved beside the file."""
     from latency.dataset import read_dataset
     from latency.profile import check_device, profile as run_profile
     from latency.protocol import TimingProtocol
@@ -81,25 +88,40 @@ def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakes
     mine = df[(df.hardware == hw.name) & (df.workload == str(w))]
     report = None
     if len(mine[mine.space == space.name]) >= MIN_ROWS_FOR_PREDICTOR:
-        report = fit_predictor(hw, space=space, workload=w, data=path, progress=False)
+        report = fit_predictor(hw, space=space, workload=w, data=path, progress=p,
+                               out=_beside(path, space, w) if out else None, merge=out is None)
     else:
         p.note(f"{hw.name} keeps its current latency model until {MIN_ROWS_FOR_PREDICTOR} archs are measured "
-               f"(then, or with `nas fit-predictor`, a measured predictor is fitted)")
+               f"(then, or with `nas fit-predictor`, a candidate predictor is fitted and compared)")
     return ProfileResult(path, added, len(mine), float(mine.median_s.median()), float(mine.spread.median()), report)
+
+
+def _beside(path: Path, space: SearchSpace, w: Workload) -> Path:
+    from latency.store import bundle_name
+    return path.with_name(f"{path.stem}.{bundle_name(space.name, w)}")
 
 
 def fit_predictor(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakespeare",
                   workload: str | Workload | None = None, data: str | Path | None = None, predictor: str = "gbt",
-                  test_fraction: float = 0.2, seed: int = 0, out: str | Path | None = None,
-                  progress: Progress | bool = True) -> PredictorReport:
-    """Fits a latency predictor on a measured dataset, reports its held-out error beside FLOPs
-    alone, the analytic model and the measurement's own noise, and saves it (one-file bundle + PNG)."""
-    from latency.bundle import save_bundle
+                  test_fraction: float = 0.2, seed: int = 0, out: str | Path | None = None, merge: bool = True,
+                  force: bool = False, progress: Progress | bool = True) -> PredictorReport:
+    """Fits a latency predictor on measured data, reports its held-out error beside FLOPs alone,
+    the analytic model, the measurement's own noise and the predictor that answers today, and saves it.
+
+    Replacing: with no `out`, the new predictor is a candidate. Its data are merged with the data
+    the current predictor was fitted on (same hardware, space and workload; the reference arch
+    carries both to one scale), the held-out archs are drawn from the new data only, and it takes
+    over (is saved where predictions are read) only when its held-out error (MAPE) is lower than the
+    current one's there, or with `force`. Otherwise it is saved beside as `...-candidate.pt` and the
+    report says which one answers and why. With `out`, it is saved there and answers nothing."""
+    import pandas as pd
+
+    from latency.bundle import load_bundle, save_bundle
     from latency.dataset import read_dataset
     from latency.features import FEATURE_VERSION, feature_names
-    from latency.fit import fit_and_report, plot_predictions
+    from latency.fit import CURRENT, fit_and_report, plot_predictions
     from latency.predictors import PREDICTORS
-    from latency.store import bundle_path, find_dataset
+    from latency.store import bundle_path, find_bundle, find_dataset, shipped_root
     hw, space = as_hardware(hardware), as_space(space)
     w = as_workload(workload, space)
     if predictor not in learned_predictors():
@@ -111,19 +133,86 @@ def fit_predictor(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-
     if path is None:
         raise UserError(f"no latency dataset for {hw.name}; measure one with `nas profile --hardware {hw.name}` "
                         "or pass --data CSV")
-    result = fit_and_report(read_dataset(path), hw, space, w, predictor, test_fraction, seed)
-    target = Path(out) if out else bundle_path(hw.name, space.name, w)
+    df = read_dataset(path)
+    current_path = find_bundle(hw.name, space.name, w) if out is None else None
+    current = load_bundle(current_path) if current_path else None
+    new_ids = None
+    mine_rows = df[(df.hardware == hw.name) & (df.space == space.name) & (df.workload == str(w))]
+    base = _training_data(current_path, current, hw.name)
+    if merge and base is not None and base.resolve() != path.resolve():
+        old = read_dataset(base)  # the current predictor's own data, merged with the new measurements ...
+        old = old[(old.hardware == hw.name) & (old.space == space.name) & (old.workload == str(w))]
+        new_ids = set(mine_rows.arch_id)
+        if _compatible(old, mine_rows):  # ... when both were timed beside the same reference arch, alike
+            df = pd.concat([old[~old.arch_id.isin(new_ids)], df], ignore_index=True)
+    elif current is not None and base is not None:  # the same file, grown: the rows after those it was fitted on
+        new_ids = set(mine_rows.arch_id.iloc[int(current.dataset.get("rows", len(mine_rows))):]) or None
+    result = fit_and_report(df, hw, space, w, predictor, test_fraction, seed, current=current, test_among=new_ids)
+    mine, theirs = result.metrics[predictor], result.metrics.get(CURRENT)
+    if out is not None:
+        target, answers = Path(out), False
+        verdict = f"saved to {target}; it answers nothing by itself (pass it with `nas fit-predictor --data {path}`)"
+    elif theirs is None or force or mine["mape"] < theirs["mape"]:
+        target, answers = bundle_path(hw.name, space.name, w), True
+        verdict = ("it now answers for " + hw.name + (f" (forced over the previous one)" if force and theirs else
+                   f": held-out error {mine['mape']:.1f}% against {theirs['mape']:.1f}% for the previous one"
+                   if theirs else ": no measured predictor answered before"))
+    else:
+        target, answers = bundle_path(hw.name, space.name, w).with_name(
+            bundle_path(hw.name, space.name, w).stem + "-candidate.pt"), False
+        where = "shipped" if str(current_path).startswith(str(shipped_root())) else "your"
+        verdict = (f"the {where} predictor keeps answering: on the {len(result.test)} held-out new archs its error is "
+                   f"{theirs['mape']:.1f}% ({theirs['within_10']:.0%} within ±10%) against {mine['mape']:.1f}% "
+                   f"({mine['within_10']:.0%}) for the new one, fitted on {result.rows} rows; the new one is kept "
+                   f"beside as {target.name} (`nas fit-predictor --force` makes it answer)")
+    import datetime as _dt
+    from latency.dataset import reference_scale
+    from latency.profile import reference_arch
+    ref = reference_arch(space)
+    rows = df[(df.hardware == hw.name) & (df.space == space.name) & (df.workload == str(w))]
+    dataset = {"rows": result.rows, "file": str(path.resolve()), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+               "ref_id": ref.id, "ref_s": reference_scale(rows, ref.id),
+               "cpu_model": _mode(rows.cpu_model), "device_name": _mode(rows.device_name), "threads": _mode(rows.threads)}
     save_bundle(target, result.predictor, feature_names=feature_names(space), feature_version=FEATURE_VERSION,
                 hardware=hw.to_dict(), space=space.to_dict(), workload=w.to_dict(),
-                source="calibrated" if predictor == "calibrated" else "measured", metrics=result.metrics[predictor],
-                dataset={"rows": result.rows, "file": str(path),
-                         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d")})
+                source="calibrated" if predictor == "calibrated" else "measured", metrics=mine, dataset=dataset)
     png = target.with_suffix(".png")
     plot_predictions(result, predictor, png, f"{hw.name} / {space.name} / {w}")
-    m = result.metrics[predictor]
-    as_progress(progress).note(f"saved {target} and {png} ({predictor}: {m['within_10']:.0%} of held-out archs "
-                               f"within ±10%, Kendall τ {m['kendall_tau']:.2f})")
-    return PredictorReport(target, png, predictor, result.rows, len(result.test), result.metrics, result.repeatability)
+    as_progress(progress).note(f"fitted {predictor} on {result.rows} archs: {mine['within_10']:.0%} of held-out archs "
+                               f"within ±10%, Kendall τ {mine['kendall_tau']:.2f}; {verdict}")
+    return PredictorReport(target, png, predictor, result.rows, len(result.test), result.metrics, result.repeatability,
+                           answers, verdict)
+
+
+def _mode(column) -> Any:
+    """The most common value of a dataset column (None if it has none): what the data were timed on."""
+    m = column.dropna().mode()
+    if m.empty:
+        return None
+    v = m.iloc[0]
+    return int(v) if isinstance(v, float) and v.is_integer() else (v.item() if hasattr(v, "item") else str(v))
+
+
+def _compatible(old, new) -> bool:
+    """Rows of two datasets go on one scale when both were timed beside the same reference arch, on
+    the same kind of device with the same thread count: the ratio to the reference cancels the
+    machine's speed (its drift, or another machine of the same kind)."""
+    if old.empty or new.empty or new.ref_ratio.isna().any() or old.ref_ratio.isna().all():
+        return False
+    return (set(new.ref_id) <= set(old.ref_id) and set(new.device) == set(old.device)
+            and set(new.threads.dropna()) == set(old.threads.dropna()))
+
+
+def _training_data(bundle_path: Path | None, bundle: Any, hardware: str) -> Path | None:
+    """The dataset a predictor was fitted on (a shipped one's is shipped beside it)."""
+    from latency.store import shipped_root
+    if bundle is None:
+        return None
+    if str(bundle_path).startswith(str(shipped_root())):
+        path = shipped_root() / hardware / "latency.csv"
+    else:
+        path = Path(bundle.dataset.get("file", ""))
+    return path if path.is_file() else None
 
 
 def learned_predictors() -> list[str]:

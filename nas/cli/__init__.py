@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from nas.cli.export import export_cmd, retrain_cmd
+from nas.cli.export import export_cmd, measure_cmd, retrain_cmd
 from nas.cli.latency import fit_predictor_cmd, hardware_cmd, predict_cmd, profile_cmd
 from nas.cli.search import search_cmd
 from nas.cli.space import space
@@ -20,7 +20,7 @@ from space.errors import UserError
 WORKFLOW = """\b
 Hardware-aware neural architecture search for Transformers.
 \b
-Workflow:  train-supernet -> profile -> fit-predictor -> search -> export -> retrain
+Workflow:  train-supernet -> profile -> fit-predictor -> search -> export -> measure -> retrain
 Main job:  nas search --hardware a100 --latency-budget 20ms
 Python:    from nas import api   (docs/api.md)
 """
@@ -33,7 +33,7 @@ def cli() -> None:
 
 
 for _command in (space, train_supernet_cmd, evaluate_cmd, export_cmd, generate_cmd, translate_cmd, profile_cmd,
-                 predict_cmd, hardware_cmd, fit_predictor_cmd, search_cmd, retrain_cmd):
+                 predict_cmd, hardware_cmd, fit_predictor_cmd, search_cmd, retrain_cmd, measure_cmd):
     cli.add_command(_command)
 
 

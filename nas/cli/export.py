@@ -56,3 +56,26 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed
                  f"budget {card.latency_budget_s * 1e3:g} ms")
     console.print(line)
     console.print(f"saved {res.folder}")
+
+
+@click.command("measure")
+@click.argument("model_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--hardware", "hw_name", default=None, metavar="NAME|PATH",
+              help="Hardware to compare with (default: the one the model was searched for, from its card).")
+@click.option("--rounds", default=15, show_default=True, type=click.IntRange(min=3), help="Timed runs.")
+@click.option("--workload", default=None, metavar="SPEC", help="Default: the workload of the model's card.")
+@click.option("--threads", default=None, type=int, help="CPU threads (default: the hardware profile's).")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True)
+def measure_cmd(model_dir, hw_name, rounds, workload, threads, backend):
+    """Time an exported model as a user would: raw wall clock, in its own process, beside its
+    predicted latency, bound and budget."""
+    m = api.measure(model_dir, hardware=hw_name, rounds=rounds, workload=workload, threads=threads, backend=backend)
+    if m.note:
+        console.print(f"note: {m.note}")
+    line = (f"{m.folder}: {m.median_s * 1e3:.2f} ms raw wall clock (median of {len(m.samples)}, spread "
+            f"{m.spread:.1%}) on {m.device_name}, {m.threads} thread(s), workload {m.workload}, {m.backend}")
+    click.echo(line)
+    if m.predicted_s is not None:
+        verdict = "within" if m.within_budget else "OVER"
+        click.echo(f"predicted on {m.hardware}: {m.predicted_s * 1e3:.2f} ms (bound {m.bound_s * 1e3:.2f} ms); budget "
+                   f"{m.budget_s * 1e3:g} ms: {verdict} budget ({(m.median_s / m.budget_s - 1):+.1%})")

@@ -57,15 +57,19 @@ def hardware_cmd(action: str, name: str | None, space_name: str) -> None:
     info = api.hardware(name, space=space_name)[0]
     hw = info.hardware
     out.print(f"[bold]{hw.name}[/bold]: {hw.description}", highlight=False)
+    out.print(f"[bold]latency for {space_name} is predicted by: {info.predictor}[/bold]")
     out.print(f"kind {hw.kind}, device {hw.device}, dtype {hw.dtype}" + (f", {hw.threads} threads" if hw.threads else ""))
     for dtype, peak in hw.peak_flops.items():
         out.print(f"  peak {dtype}: {peak / 1e12:.4g} TFLOP/s")
-    out.print(f"  memory bandwidth: {hw.memory_bandwidth / 1e9:.4g} GB/s; per-op overhead: {hw.op_overhead * 1e6:.3g} us")
+    out.print(f"  memory bandwidth: {hw.memory_bandwidth / 1e9:.4g} GB/s; per-op overhead: {hw.op_overhead * 1e6:.3g} us"
+              + (f" (range {hw.overhead('fast') * 1e6:.3g}-{hw.overhead('slow') * 1e6:.3g} us)" if hw.op_overhead_range
+                 else ""))
+    for what, (lo, pt, hi) in hw.efficiency.items():
+        out.print(f"  achieved {what}: {pt:.0%} of peak (range {lo:.0%}-{hi:.0%})")
     for src in hw.sources:
         out.print(f"  source: {src}", highlight=False)
     if hw.measured:
         out.print(f"  measured: {hw.measured}", highlight=False)
-    out.print(f"predictor for {space_name}: {info.predictor}")
 
 
 @click.command("predict")
@@ -97,11 +101,14 @@ def predict_cmd(hw_name, arch_file, space_name, workload):
 @click.option("--test-fraction", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.5))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
-              help="Bundle file (default: the hardware's folder in $HWNAS_HOME).")
-def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, seed, out):
-    """Fit and save a latency predictor for a hardware profile; report its held-out error."""
+              help="Bundle file to write; it then answers nothing by itself (default: a candidate for the hardware's "
+                   "folder in $HWNAS_HOME, which takes over only if its held-out error is lower).")
+@click.option("--force", is_flag=True, help="Let the new predictor answer even if the current one is better.")
+def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, seed, out, force):
+    """Fit a latency predictor for a hardware profile, compare it with the one that answers today on
+    held-out archs, and save it (it takes over only when it is better)."""
     rep = api.fit_predictor(hw_name, space=space_name, workload=workload, data=data, predictor=kind,
-                            test_fraction=test_fraction, seed=seed, out=out, progress=PROGRESS)
+                            test_fraction=test_fraction, seed=seed, out=out, force=force, progress=PROGRESS)
     table = Table("model", "RMSE", "MAPE", "within ±5%", "within ±10%", "Kendall τ", box=None,
                   title=f"{hw_name} / {space_name}: held-out {rep.test_rows} of {rep.rows} archs", title_justify="left")
     for name, m in rep.metrics.items():
@@ -110,3 +117,4 @@ def fit_predictor_cmd(hw_name, space_name, workload, data, kind, test_fraction, 
     stdout_console().print(table)
     console.print(f"measurement repeatability: median spread (relative IQR of rounds) "
                   f"{rep.repeatability['median_spread']:.1%}, 90th percentile {rep.repeatability['p90_spread']:.1%}")
+    console.print(("answers now: " if rep.answers else "does not answer: ") + rep.verdict)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from nas import api
 from nas.cli._common import PROGRESS, console, device_options, stdout_console
-from nas.api import DEFAULT_ITERATIONS
+from nas.api import DEFAULT_CONFIDENCE, DEFAULT_ITERATIONS
 from nas.search import STRATEGIES
 from space import Arch, analytic_cost
 from space.display import arch_summary, human
@@ -36,32 +36,43 @@ from space.errors import UserError
               help="Ray actors scoring candidates in parallel (0: in this process).")
 @click.option("--ray-address", default=None, metavar="ADDR", help="Use an existing Ray cluster (HOST:PORT).")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Run folder (an existing one resumes).")
+@click.option("--confidence", default=DEFAULT_CONFIDENCE, show_default=True, type=click.FloatRange(0.5, 0.999),
+              help="An arch is within the budget when the upper bound of its predicted latency at this confidence "
+                   "is (0.5: the point prediction).")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="On the measured device itself, time the reference arch first and rescale predictions to "
+                   "today's wall clock.")
 @device_options
 def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
-               eval_batches, workers, ray_address, out, device, precision):
+               eval_batches, workers, ray_address, out, confidence, calibrate, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
     plan = api.plan_search(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
                            iterations=iterations, population=population, seed=seed, workload=workload,
                            eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
-                           device=device, precision=precision)
+                           device=device, precision=precision, confidence=confidence, calibrate=calibrate)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
+    for note in outcome.notes:
+        console.print(f"note: {note}")
     best = outcome.best
     if best is None:
         raise UserError(f"no evaluated arch met {budget}; raise --latency-budget or --iterations")
     console.print(f"best within {budget}: {best['arch_id']} (loss {best['loss']:.4f}, predicted "
-                  f"{best['latency_s'] * 1e3:.2f} ms, {plan.latency_source}); run folder {outcome.run_dir} "
+                  f"{best['latency_s'] * 1e3:.2f} ms, at most {best['latency_bound_s'] * 1e3:.2f} ms at "
+                  f"{plan.confidence:.0%} confidence, {plan.latency_source}); run folder {outcome.run_dir} "
                   f"(trials.csv, best.yaml, pareto.csv, pareto.png, journal.log); export it with "
-                  f"`nas export {outcome.run_dir} --out model/`")
+                  f"`nas export {outcome.run_dir} --out model/`, time it with `nas measure model/`")
 
 
 def _print_ranking(outcome, plan, top: int = 10) -> None:
     shown = outcome.ranking[:top]
-    table = Table("rank", "arch", "val loss", "ppl", f"latency ({plan.latency_source})", "params", "layout", box=None,
+    table = Table("rank", "arch", "val loss", "ppl", f"predicted ({plan.latency_source})",
+                  f"bound ({plan.confidence:.0%})", "params", "layout", box=None,
                   title=f"top {len(shown)} of {len(outcome.trials)} trials within {plan.budget_s * 1e3:g} ms",
                   title_justify="left")
     for i, t in enumerate(shown, 1):
         a = Arch.from_json(t["arch"])
         table.add_row(str(i), a.id, f"{t['loss']:.4f}", f"{math.exp(t['loss']):.2f}", f"{t['latency_s'] * 1e3:.2f} ms",
-                      human(analytic_cost(a, plan.workload).params), escape(arch_summary(a)))
+                      f"{t['latency_bound_s'] * 1e3:.2f} ms", human(analytic_cost(a, plan.workload).params),
+                      escape(arch_summary(a)))
     stdout_console().print(table)

@@ -75,9 +75,10 @@ class Searcher(ABC):
         results, e.g. at the end of a generation)."""
 
     def tell(self, archs: Sequence[Arch], losses: Sequence[float],
-             latencies: Sequence[float] | None = None) -> None:
+             latencies: Sequence[float] | None = None, attrs: Sequence[dict[str, Any]] | None = None) -> None:
         """Fitness of evaluated archs (lower is better; math.inf = failed), in the order asked.
-        Archs need not come from this instance's `ask`: a resume replays recorded results."""
+        Archs need not come from this instance's `ask`: a resume replays recorded results. `attrs`:
+        what to record with each (strategies that record their own trials keep it)."""
         for arch, loss, latency in zip_results(archs, losses, latencies):
             if arch.id in self._told_ids:
                 raise ValueError(f"arch {arch.id} was already told")

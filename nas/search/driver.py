@@ -44,7 +44,7 @@ class SearchResult:
 
 
 def check_reachable(space: SearchSpace, latency: Batch, budget_s: float, seed: int, samples: int = 300,
-                    hardware: str = "") -> None:
+                    hardware: str = "", what: str = "predicted latency") -> None:
     """Fails fast, naming the smallest predicted latency, when no arch is predicted within budget."""
     rng = make_rng(seed)
     archs = [space.smallest()] + [space.sample(rng) for _ in range(samples)]
@@ -53,17 +53,20 @@ def check_reachable(space: SearchSpace, latency: Batch, budget_s: float, seed: i
         i = min(range(len(archs)), key=lats.__getitem__)
         on = f" on {hardware}" if hardware else ""
         raise InfeasibleBudget(
-            f"no arch of {space.name} is predicted within {format_duration(budget_s)}{on}: the smallest predicted "
-            f"latency is {format_duration(lats[i])} (arch {archs[i].id}); raise --latency-budget")
+            f"no arch of {space.name} is predicted within {format_duration(budget_s)}{on}: the smallest {what} "
+            f"is {format_duration(lats[i])} (arch {archs[i].id}); raise --latency-budget")
 
 
 def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: Batch, budget_s: float,
                iterations: int, batch: int, run_dir: Path, seed: int, options: dict[str, Any] | None = None,
-               progress: Callable[[int, float | None], None] | None = None, hardware: str = "") -> SearchResult:
-    """Evaluates `iterations` archs within `budget_s` predicted latency (resuming `run_dir`).
+               progress: Callable[[int, float | None], None] | None = None, hardware: str = "",
+               bound: Batch | None = None) -> SearchResult:
+    """Evaluates `iterations` archs within the latency budget (resuming `run_dir`).
 
     evaluate: archs -> validation losses (math.inf: failed), one call per batch.
     latency: archs -> predicted latencies in seconds (batched; called once per candidate draw).
+    bound: archs -> the upper bounds of those predictions that must be within `budget_s` (default:
+    the predictions themselves); both are recorded with every trial.
     progress: called as progress(evaluated, best loss so far or None) after every batch.
     hardware: the device's name, for the message when no arch fits the budget.
     """
@@ -74,18 +77,23 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
         raise UserError(f"latency budget {budget_s!r} must be a positive number of seconds")
     cls = strategy_class(strategy)
     opts = asdict(resolve_options(strategy, options))
-    check_reachable(space, latency, budget_s, seed, hardware=hardware)
+    bound = bound or latency
+    check_reachable(space, bound, budget_s, seed, hardware=hardware,
+                    what="predicted latency" if bound is latency else "predicted latency (its upper bound)")
 
-    predicted: dict[str, float] = {}
+    predicted: dict[str, tuple[float, float]] = {}
+
+    def predict(arch: Arch) -> tuple[float, float]:
+        if arch.id not in predicted:
+            predicted[arch.id] = (float(latency([arch])[0]), float(bound([arch])[0]))
+        return predicted[arch.id]
 
     def latency_of(arch: Arch) -> float:
-        if arch.id not in predicted:
-            predicted[arch.id] = float(latency([arch])[0])
-        return predicted[arch.id]
+        return predict(arch)[0]
 
     study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts))
     rec.fail_running(study)  # trials in flight when a previous run died
-    searcher = make_searcher(strategy, space, lambda a: latency_of(a) <= budget_s, seed, study=study, **opts)
+    searcher = make_searcher(strategy, space, lambda a: predict(a)[1] <= budget_s, seed, study=study, **opts)
     done = rec.evaluated(study)
     if done and not cls.records_own_trials:
         archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
@@ -101,10 +109,10 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
             if len(losses) != len(archs):
                 raise ValueError(f"evaluate returned {len(losses)} losses for {len(archs)} archs")
             losses = [math.inf if math.isnan(v) else v for v in losses]
-            searcher.tell(archs, losses, lats)
+            searcher.tell(archs, losses, lats, [{"latency_bound_s": predict(a)[1]} for a in archs])
             if not cls.records_own_trials:
                 for arch, loss, lat in zip(archs, losses, lats):
-                    rec.record(study, space, arch, loss, lat, strategy)
+                    rec.record(study, space, arch, loss, lat, strategy, bound_s=predict(arch)[1])
             count += len(archs)
             if progress is not None:
                 best = _best(rec.evaluated(study))

@@ -71,15 +71,17 @@ class OptunaSearcher(Searcher):
         return out
 
     def tell(self, archs: Sequence[Arch], losses: Sequence[float],
-             latencies: Sequence[float] | None = None) -> None:
+             latencies: Sequence[float] | None = None, attrs: Sequence[dict[str, Any]] | None = None) -> None:
         if latencies is None and len(self.directions) > 1:
             raise ValueError(f"{self.name} optimises latency too: tell(archs, losses, latencies)")
-        for arch, loss, latency in zip_results(archs, losses, latencies):
+        for k, (arch, loss, latency) in enumerate(zip_results(archs, losses, latencies)):
             trial = self._pending.pop(arch.id, None)
             if trial is None:
                 raise ValueError(f"arch {arch.id} was not proposed by this {self.name} searcher (or already told)")
             if latency is not None:
                 trial.set_user_attr("latency_s", float(latency))
+            for key, value in (attrs[k] if attrs else {}).items():
+                trial.set_user_attr(key, value)
             self.study.tell(trial, [loss, latency][:len(self.directions)])
             self._told_ids.add(arch.id)
             self.told.append(Result(arch, loss, latency))

@@ -41,15 +41,24 @@ class SearchRun(Record):
     options: dict[str, Any] = field(default_factory=dict)
     best: str | None = None  # arch id of the best arch within the budget, if any
     evaluated: int = 0
+    confidence: float = 0.5  # an arch is within the budget when its latency's bound at this confidence is
+    calibration: dict[str, Any] = field(default_factory=dict)  # the reference arch timed now: today's scale
+    analytic_range: dict[str, Any] = field(default_factory=dict)  # analytic models: the best arch at either end
 
 
 def finite(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t for t in trials if t.get("loss") is not None and t["loss"] < math.inf]
 
 
+def bound_of(trial: dict[str, Any]) -> float:
+    """The latency a trial's budget check used: its bound, or (older runs) its point prediction."""
+    b = trial.get("latency_bound_s")
+    return trial["latency_s"] if b is None or b != b else b
+
+
 def feasible(trials: Sequence[dict[str, Any]], budget_s: float) -> list[dict[str, Any]]:
-    """Trials within the budget, best (lowest loss) first."""
-    return sorted((t for t in finite(trials) if t["latency_s"] <= budget_s), key=lambda t: t["loss"])
+    """Trials within the budget (their latency bound), best (lowest loss) first."""
+    return sorted((t for t in finite(trials) if bound_of(t) <= budget_s), key=lambda t: t["loss"])
 
 
 def pareto(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -96,12 +96,14 @@ def fail_running(study: optuna.Study) -> int:
 
 
 def record(study: optuna.Study, space: SearchSpace, arch: Arch, loss: float, latency_s: float,
-           strategy: str) -> None:
+           strategy: str, bound_s: float | None = None) -> None:
     """Adds an evaluated arch of a strategy that is not Optuna-driven."""
     params, dists = arch_params(space, arch)
+    attrs = trial_attrs(arch, strategy, latency_s)
+    if bound_s is not None:
+        attrs["latency_bound_s"] = float(bound_s)
     study.add_trial(optuna.trial.create_trial(
-        values=[loss, latency_s], params=params, distributions=dists,
-        user_attrs=trial_attrs(arch, strategy, latency_s)))
+        values=[loss, latency_s], params=params, distributions=dists, user_attrs=attrs))
 
 
 def evaluated(study: optuna.Study) -> list[FrozenTrial]:
@@ -110,11 +112,12 @@ def evaluated(study: optuna.Study) -> list[FrozenTrial]:
     return sorted((t for t in trials if "arch" in t.user_attrs), key=lambda t: t.number)
 
 
-ROW = ("number", "arch_id", "loss", "latency_s", "strategy", "arch")
+ROW = ("number", "arch_id", "loss", "latency_s", "latency_bound_s", "strategy", "arch")
 
 
 def row(t: FrozenTrial) -> dict[str, Any]:
     """One evaluated trial as a flat record (SearchResult.trials, a DataFrame row)."""
-    return {"number": t.number, "arch_id": t.user_attrs["arch_id"], "loss": t.values[0],
-            "latency_s": t.user_attrs.get("latency_s", math.nan), "strategy": t.user_attrs["strategy"],
+    latency = t.user_attrs.get("latency_s", math.nan)
+    return {"number": t.number, "arch_id": t.user_attrs["arch_id"], "loss": t.values[0], "latency_s": latency,
+            "latency_bound_s": t.user_attrs.get("latency_bound_s", latency), "strategy": t.user_attrs["strategy"],
             "arch": t.user_attrs["arch"]}

@@ -1,6 +1,8 @@
 """Fastformer additive attention (Wu et al. 2021), O(n d): each head pools its queries into one
 global query with learnt scores, mixes it into the keys, pools those into one global key, and
-modulates the values with it; the query is added back (the paper's residual). Non-causal only."""
+modulates the values with it; each such key-value interaction goes through the paper's linear
+output transform (one hd x hd matrix per head, initialised to the identity), and the query is
+added back (the paper's residual). Non-causal only."""
 from __future__ import annotations
 
 import math
@@ -23,15 +25,17 @@ class Fastformer(Kernel):
     name = "fastformer"
 
     def extra_shapes(self, heads, head_dim, max_len, param):
-        return {"wq": (heads, head_dim), "wk": (heads, head_dim)}
+        return {"wq": (heads, head_dim), "wk": (heads, head_dim), "wt": (heads, head_dim, head_dim)}
 
     def slice_extra(self, extra, layer):
-        return {"wq": extra["wq"][:layer.heads], "wk": extra["wk"][:layer.heads]}
+        return {n: extra[n][:layer.heads] for n in ("wq", "wk", "wt")}
 
     def init_extra(self, extra, generator=None):
-        for p in extra.values():
-            with torch.no_grad():
-                p.normal_(0.0, 0.02, generator=generator)
+        with torch.no_grad():
+            for name in ("wq", "wk"):
+                extra[name].normal_(0.0, 0.02, generator=generator)
+            eye = torch.eye(extra["wt"].shape[-1])
+            extra["wt"].copy_(eye.expand_as(extra["wt"]) + 0.02 * torch.randn(extra["wt"].shape, generator=generator))
 
     def attend(self, q, k, v, extra, layer, causal, keep=None):
         if causal:
@@ -41,5 +45,6 @@ class Fastformer(Kernel):
         gq = _pool(q, extra["wq"], keep)  # (B, h, hd): the global query
         p = gq[:, :, None, :] * k  # keys that have seen the global query
         gk = _pool(p, extra["wk"], keep)  # (B, h, hd): the global key
-        return gk[:, :, None, :] * v + q
+        u = gk[:, :, None, :] * v  # key-value interactions
+        return torch.einsum("bhtd,hde->bhte", u, extra["wt"]) + q  # the output transform, then the residual
 

@@ -1,13 +1,17 @@
 """Kernelized linear attention (Katharopoulos et al. 2020): softmax(QK^T) replaced by
 phi(Q) phi(K)^T with phi = elu + 1, so attention = phi(Q) (phi(K)^T V) costs O(n hd^2).
 Causal: the same sums taken as prefixes, computed chunk by chunk (exact within a chunk, a carried
-(hd x hd) state across chunks); decoding keeps only that constant-size state."""
+(hd x hd) state across chunks); decoding keeps only that constant-size state.
+
+Grouped-query: the state phi(K)^T V belongs to a K/V head, and the heads//kv query heads of its
+group all read the same one, so the state (and the work of building it) shrinks with kv_heads:
+queries are shaped (B, kv, g, T, hd) against (B, kv, 1, ...) keys and states."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from supernet.attention.base import Kernel, expand_kv, register
+from supernet.attention.base import Kernel, register
 
 EPS = 1e-6
 CHUNK = 64  # within-chunk work is a small (C x C) masked product; the state carries the rest
@@ -17,18 +21,25 @@ def phi(x: torch.Tensor) -> torch.Tensor:
     return F.elu(x) + 1.0
 
 
+def _grouped(q: torch.Tensor, kv: int) -> torch.Tensor:
+    """(B, h, T, hd) -> (B, kv, g, T, hd): the query heads of each K/V head together."""
+    b, h, t, hd = q.shape
+    return q.view(b, kv, h // kv, t, hd)
+
+
 def causal_linear(q, k, v, s, z):
-    """q, k already phi-mapped (B, h, T, hd); state s (B, h, hd, hd), z (B, h, hd)."""
+    """q (B, kv, g, T, hd), k (B, kv, 1, T, hd) phi-mapped; v (B, kv, 1, T, hd); state s
+    (B, kv, 1, hd, hd), z (B, kv, 1, hd). Returns (out (B, kv, g, T, hd), s, z)."""
     outs = []
-    for start in range(0, q.shape[2], CHUNK):
-        qc, kc, vc = q[:, :, start:start + CHUNK], k[:, :, start:start + CHUNK], v[:, :, start:start + CHUNK]
-        scores = (qc @ kc.transpose(-1, -2)).tril()  # (B, h, C, C): keys up to the query, in this chunk
+    for start in range(0, q.shape[3], CHUNK):
+        qc, kc, vc = q[..., start:start + CHUNK, :], k[..., start:start + CHUNK, :], v[..., start:start + CHUNK, :]
+        scores = (qc @ kc.transpose(-1, -2)).tril()  # (B, kv, g, C, C): keys up to the query, in this chunk
         num = scores @ vc + qc @ s
-        den = scores.sum(-1) + (qc * z[:, :, None, :]).sum(-1)
+        den = scores.sum(-1) + (qc * z[..., None, :]).sum(-1)
         outs.append(num / (den[..., None] + EPS))
         s = s + kc.transpose(-1, -2) @ vc
-        z = z + kc.sum(2)
-    return torch.cat(outs, dim=2), s, z
+        z = z + kc.sum(-2)
+    return torch.cat(outs, dim=3), s, z
 
 
 @register
@@ -36,24 +47,24 @@ class Linear(Kernel):
     name = "linear"
 
     def attend(self, q, k, v, extra, layer, causal, keep=None):
-        h = q.shape[1]
-        q, k, v = phi(q), phi(expand_kv(k, h)), expand_kv(v, h)
+        b, h, t, hd = q.shape
+        kv = k.shape[1]
+        qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]  # (B, kv, g|1, T, hd)
         if causal:
-            b, _, _, hd = q.shape
-            out, _, _ = causal_linear(q, k, v, q.new_zeros(b, h, hd, hd), q.new_zeros(b, h, hd))
-            return out
+            out, _, _ = causal_linear(qg, kg, vg, q.new_zeros(b, kv, 1, hd, hd), q.new_zeros(b, kv, 1, hd))
+            return out.reshape(b, h, t, hd)
         if keep is not None:  # padding keys contribute nothing to the sums
-            k = k * keep[:, None, :, None]
-        s = k.transpose(-1, -2) @ v  # (B, h, hd, hd)
-        z = k.sum(2)  # (B, h, hd)
-        return (q @ s) / ((q * z[:, :, None, :]).sum(-1, keepdim=True) + EPS)
+            kg = kg * keep[:, None, None, :, None]
+        s = kg.transpose(-1, -2) @ vg  # (B, kv, 1, hd, hd): one state per K/V head
+        z = kg.sum(-2)  # (B, kv, 1, hd)
+        out = (qg @ s) / ((qg * z[..., None, :]).sum(-1, keepdim=True) + EPS)
+        return out.reshape(b, h, t, hd)
 
     def step(self, q, k, v, extra, layer, state):
-        h = q.shape[1]
-        q, k, v = phi(q), phi(expand_kv(k, h)), expand_kv(v, h)
+        b, h, t, hd = q.shape
+        kv = k.shape[1]
+        qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]
         if state is None:
-            b, _, _, hd = q.shape
-            state = {"s": q.new_zeros(b, h, hd, hd), "z": q.new_zeros(b, h, hd)}
-        out, s, z = causal_linear(q, k, v, state["s"], state["z"])
-        return out, {"s": s, "z": z}
-
+            state = {"s": q.new_zeros(b, kv, 1, hd, hd), "z": q.new_zeros(b, kv, 1, hd)}
+        out, s, z = causal_linear(qg, kg, vg, state["s"], state["z"])
+        return out.reshape(b, h, t, hd), {"s": s, "z": z}
