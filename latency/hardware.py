@@ -15,7 +15,7 @@ from space._io import check_keys, named_config, read_yaml
 from space.errors import UserError
 
 KINDS = ("cpu", "gpu")
-_KEYS = ("name", "description", "kind", "device", "dtype", "threads", "peak_flops", "memory_bandwidth",
+_KEYS = ("name", "description", "kind", "device", "dtype", "precisions", "threads", "peak_flops", "memory_bandwidth",
          "op_overhead", "efficiency", "sources", "measured")
 ENDS = ("fast", "point", "slow")  # the ends of a profile's constants: best case, estimate, worst case
 
@@ -43,6 +43,7 @@ class Hardware:
     measured: dict[str, Any] = field(default_factory=dict)  # how this profile's own numbers were measured
     op_overhead_range: tuple[float, float] | None = None  # (low, high) seconds, when op_overhead is an estimate
     efficiency: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # flops|bandwidth -> (low, point, high)
+    precisions: tuple[str, ...] = ("fp32",)  # the numeric precisions models run at on this device (space/arch.py)
 
     @property
     def peak(self) -> float:
@@ -69,6 +70,7 @@ class Hardware:
             d["op_overhead"] = {"low": self.op_overhead_range[0], "value": self.op_overhead,
                                 "high": self.op_overhead_range[1]}
         d.pop("op_overhead_range")
+        d["precisions"] = list(self.precisions)
         if self.efficiency:
             d["efficiency"] = {k: {"low": lo, "value": pt, "high": hi} for k, (lo, pt, hi) in self.efficiency.items()}
         else:
@@ -105,6 +107,10 @@ def hardware_from_dict(d: Any, where: str) -> Hardware:
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise HardwareError(f"{where}.threads={threads!r} must be a positive integer")
     overhead, overhead_range = _ranged(d["op_overhead"], f"{where}.op_overhead")
+    from space.arch import PRECISIONS
+    precisions = d.get("precisions", [dtype if dtype in PRECISIONS else "fp32"])
+    if not isinstance(precisions, list) or not precisions or any(p not in PRECISIONS for p in precisions):
+        raise HardwareError(f"{where}.precisions={precisions!r}: a list from {', '.join(PRECISIONS)}")
     efficiency = {}
     for what, value in check_keys(d.get("efficiency") or {}, f"{where}.efficiency", ("flops", "bandwidth"),
                                   error=HardwareError).items():
@@ -118,7 +124,7 @@ def hardware_from_dict(d: Any, where: str) -> Hardware:
                     op_overhead=overhead, dtype=dtype, threads=threads,
                     sources=tuple(str(s) for s in d.get("sources", ())), measured=dict(d.get("measured") or {}),
                     op_overhead_range=overhead_range if isinstance(d["op_overhead"], dict) else None,
-                    efficiency=efficiency)
+                    efficiency=efficiency, precisions=tuple(precisions))
 
 
 def _ranged(value: Any, where: str) -> tuple[float, tuple[float, float]]:

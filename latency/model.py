@@ -67,7 +67,7 @@ class LatencyModel:
         """(fast, slow): the analytic prediction at the two ends of the profile's constant ranges."""
         out = {}
         for end in ("fast", "slow"):
-            out[end] = np.asarray([roofline_terms(analytic_cost(a, self.workload), self.hardware, end)[3]
+            out[end] = np.asarray([roofline_terms(analytic_cost(a, self.workload), self.hardware, end, a.precision)[3]
                                    for a in archs])
         return out["fast"], out["slow"]
 

@@ -7,10 +7,10 @@ the cache, exactly as `space.cost.analytic_cost` counts it.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -60,26 +60,22 @@ def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0,
 
 
 def _onnx(model: SubTransformer, arch: Arch, workload: Workload, tokens: torch.Tensor) -> Callable[[], None]:
-    """The same SubTransformer exported to ONNX and run by ONNX Runtime on the CPU (forward workloads:
-    the incremental cache is not part of the exported graph)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise UserError("--backend onnxruntime needs ONNX Runtime: pip install 'hwnas[onnx]'") from None
-    if workload.generation or arch.kind == "encoder-decoder":
-        raise UserError("--backend onnxruntime times forward passes of decoder or encoder models; use gen=0 "
+    """The same SubTransformer as an ONNX graph run by ONNX Runtime on the CPU (forward workloads:
+    the decoding cache is not part of the graph); an int8 model quantized by ONNX Runtime."""
+    if workload.generation:
+        raise UserError("--backend onnxruntime times forward passes; use gen=0 "
                         "(e.g. --workload batch=1,len=64,gen=0) or the torch backend")
-    import io
-    import warnings
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (tokens.cpu(),), buf, input_names=["tokens"], output_names=["logits"])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # the thread count the dataset records
-    session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
-    feed = {"tokens": tokens.cpu().numpy()}
-    return lambda: session.run(None, feed)
+    import tempfile
+
+    from supernet.onnx_export import export_onnx, run, session
+    folder = getattr(model, "folder", None)
+    path = Path(folder) / "model.onnx" if folder is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if path is None or not path.is_file():
+            path = export_onnx(model, tmp, length=workload.seq_len, batch=workload.batch).path
+        sess = session(path, torch.get_num_threads())  # the thread count the dataset records
+    inputs = (tokens.cpu(), tokens.cpu()) if arch.kind == "encoder-decoder" else (tokens.cpu(),)
+    return lambda: run(sess, arch, inputs)
 
 
 def cpu_model() -> str:

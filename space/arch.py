@@ -19,6 +19,11 @@ from space._io import check_keys
 from space.errors import UserError
 
 KINDS = ("decoder", "encoder", "encoder-decoder")
+# Numeric precisions a model can run at: fp32 (the default, left out of an arch's dict so that its
+# id is what it was before precision existed), int8 (dynamic quantization of every Linear layer:
+# int8 weights per output channel, activations quantized on the fly), bf16 and fp16 (weights and
+# activations in half precision). Which ones a device runs is its hardware profile's to say.
+PRECISIONS = ("fp32", "int8", "bf16", "fp16")
 
 
 class ArchError(UserError):
@@ -87,6 +92,7 @@ class Arch:
     max_len: int
     encoder: Stack | None = None
     decoder: Stack | None = None
+    precision: str = "fp32"
     _id: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -112,7 +118,13 @@ class Arch:
                              "vocab_size": self.vocab_size, "max_len": self.max_len}
         for name, stack in self.stacks:
             d[name] = stack.to_dict()
+        if self.precision != "fp32":
+            d["precision"] = self.precision
         return d
+
+    def with_precision(self, precision: str) -> "Arch":
+        """The same layers at another precision."""
+        return Arch(self.kind, self.head_dim, self.vocab_size, self.max_len, self.encoder, self.decoder, precision)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -123,10 +135,10 @@ class Arch:
     @classmethod
     def from_dict(cls, d: Any, where: str = "arch") -> "Arch":
         d = _mapping(d, where, required=("kind", "head_dim", "vocab_size", "max_len"),
-                     allowed=("kind", "head_dim", "vocab_size", "max_len", "encoder", "decoder"))
+                     allowed=("kind", "head_dim", "vocab_size", "max_len", "encoder", "decoder", "precision"))
         stacks = {n: _stack_from_dict(d[n], f"{where}.{n}") for n in ("encoder", "decoder") if n in d}
         return cls(kind=d["kind"], head_dim=d["head_dim"], vocab_size=d["vocab_size"],
-                   max_len=d["max_len"], **stacks)
+                   max_len=d["max_len"], precision=d.get("precision", "fp32"), **stacks)
 
     @classmethod
     def from_json(cls, text: str) -> "Arch":
@@ -162,6 +174,8 @@ def validate(arch: Arch) -> None:
     """Checks the rules every arch obeys, whatever the space; raises ArchError naming the field."""
     if arch.kind not in KINDS:
         raise ArchError(f"arch.kind={arch.kind!r} is not a model kind; allowed: {', '.join(KINDS)}")
+    if arch.precision not in PRECISIONS:
+        raise ArchError(f"arch.precision={arch.precision!r}; allowed: {', '.join(PRECISIONS)}")
     for name in ("head_dim", "vocab_size", "max_len"):
         _positive_int(getattr(arch, name), f"arch.{name}")
     wanted = {"decoder": ("decoder",), "encoder": ("encoder",), "encoder-decoder": ("encoder", "decoder")}[arch.kind]

@@ -210,7 +210,7 @@ def _attention_ops(layer: Layer, q: int, mode: str, causal: bool) -> int:
         if mode in ("first", "decode"):  # the cache kept to its last window - 1 keys: two slices
             return 3 if mode == "first" else 5
         if window_blocked(q, layer.window):
-            return (28 if causal else 27) + gqa + (2 if mode == "prefill" else 0)
+            return (39 if causal else 38) + gqa + (2 if mode == "prefill" else 0)
         return (9 if causal else 8) + (2 if mode == "prefill" else 0)
     if layer.attn == "linear":
         if not causal:
@@ -235,7 +235,8 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
         if layer.cross_layers is not None:
             f3, b3 = _cross(layer, stack.embed, arch.head_dim, q, memory, project_memory, enc_embed, db)
             flops, act = flops + f3, act + b3
-        weights = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed) * db
+        # weights at the arch's precision: int8 Linear weights take a byte each (plus a scale per row)
+        weights = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed) * weight_bytes(arch.precision)
         ops = _BLOCK_OPS + _attention_ops(layer, q, mode, causal)
         if layer.cross_layers is not None:
             ops += _CROSS_OPS + (_CROSS_MEMORY_OPS if project_memory else 0)
@@ -267,10 +268,23 @@ def embedding_params(arch: Arch, name: str) -> int:
     return tok + arch.max_len * stack.embed + 2 * stack.embed
 
 
-def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int = 4) -> Cost:
-    """Parameters, FLOPs and bytes of `arch` running `workload` (default: one forward of 64 tokens)."""
+BYTES = {"fp32": 4, "int8": 1, "bf16": 2, "fp16": 2}
+
+
+def weight_bytes(precision: str) -> int:
+    return BYTES[precision]
+
+
+def activation_bytes(precision: str) -> int:
+    """int8 here is dynamic quantization: activations stay fp32 between layers."""
+    return 4 if precision == "int8" else BYTES[precision]
+
+
+def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int | None = None) -> Cost:
+    """Parameters, FLOPs and bytes of `arch` running `workload` (default: one forward of 64 tokens),
+    at the arch's precision (`dtype_bytes` overrides the bytes per activation value)."""
     w = workload or Workload()
-    n, b, db = w.seq_len, w.batch, dtype_bytes
+    n, b, db = w.seq_len, w.batch, dtype_bytes or activation_bytes(arch.precision)
     if n > arch.max_len or (arch.kind == "decoder" and n + w.gen_tokens > arch.max_len):
         raise ArchError(f"workload {w} needs {n + (w.gen_tokens if arch.kind == 'decoder' else 0)} positions "
                         f"but the model has max_len={arch.max_len}")

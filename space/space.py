@@ -7,14 +7,14 @@ is equally represented whatever the number of its parameter values.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
 from space._io import check_keys, named_config, read_yaml
-from space.arch import ATTENTION_TYPES, KINDS, Arch, ArchError, Layer, Stack
+from space.arch import ATTENTION_TYPES, KINDS, PRECISIONS, Arch, ArchError, Layer, Stack
 from space.cost import Workload
 
 Rng = random.Random | int | None
@@ -88,6 +88,7 @@ class SearchSpace:
     workload: Workload = field(default_factory=Workload)
     description: str = ""
     tokenizer_spec: str = ""  # the YAML's `tokenizer:` (bytes, bpe, bpe:N, a tokenizer.json); "" = by vocabulary
+    precision: tuple[str, ...] = ("fp32",)  # the numeric precisions its models may run at; the first is the reference
 
     @property
     def tokenizer(self) -> str:
@@ -100,9 +101,21 @@ class SearchSpace:
         return tuple((n, s) for n, s in (("encoder", self.encoder), ("decoder", self.decoder)) if s)
 
     # ---- building archs ---------------------------------------------------------------------------
-    def _arch(self, stacks: dict[str, Stack]) -> Arch:
+    def _arch(self, stacks: dict[str, Stack], precision: str | None = None) -> Arch:
         return Arch(kind=self.kind, head_dim=self.head_dim, vocab_size=self.vocab_size,
-                    max_len=self.max_len, **stacks)
+                    max_len=self.max_len, precision=precision or self.precision[0], **stacks)
+
+    def _draw_precision(self, rng: random.Random) -> str:
+        # drawn last, and only where there is a choice: a one-precision space samples as it always did
+        return rng.choice(self.precision) if len(self.precision) > 1 else self.precision[0]
+
+    def restricted(self, precisions: Iterable[str]) -> "SearchSpace":
+        """This space with only the precisions a device runs (its other choices unchanged)."""
+        keep = tuple(p for p in self.precision if p in set(precisions))
+        if not keep:
+            raise ArchError(f"space {self.name!r} offers precisions {', '.join(self.precision)}, none of which the "
+                            f"device runs ({', '.join(precisions)})")
+        return replace(self, precision=keep)
 
     def _sample_layer(self, ss: StackSpace, rng: random.Random, enc_depth: int | None) -> dict[str, Any]:
         genes: dict[str, Any] = {}
@@ -121,7 +134,7 @@ class SearchSpace:
             layers = [self._sample_layer(ss, rng, enc_depth) for _ in range(depth)]
             stacks[name] = _build_stack(ss, embed, layers)
             enc_depth = depth if name == "encoder" else enc_depth
-        return self._arch(stacks)
+        return self._arch(stacks, self._draw_precision(rng))
 
     def _extreme(self, pick, rng: random.Random | None = None) -> Arch:
         stacks, enc_depth = {}, None
@@ -160,6 +173,7 @@ class SearchSpace:
         """Resamples each gene with probability `prob` (HAT: 0.3); the result is always a member."""
         self.require(arch)
         rng = make_rng(rng)
+        precision = arch.precision
         stacks, enc_depth = {}, None
         for name, ss in self.stacks:
             embed, layers = _genome(ss, getattr(arch, name))
@@ -175,7 +189,9 @@ class SearchSpace:
                 _repair(genes, ss, rng, enc_depth)
             stacks[name] = _build_stack(ss, embed, layers)
             enc_depth = depth if name == "encoder" else enc_depth
-        return self._arch(stacks)
+        if len(self.precision) > 1 and rng.random() < prob:
+            precision = rng.choice(self.precision)
+        return self._arch(stacks, precision)
 
     def crossover(self, a: Arch, b: Arch, rng: Rng = None) -> Arch:
         """Each gene from either parent with equal odds; layers only one parent has come from it."""
@@ -197,7 +213,8 @@ class SearchSpace:
                 layers.append(genes)
             stacks[name] = _build_stack(ss, embed, layers)
             enc_depth = depth if name == "encoder" else enc_depth
-        return self._arch(stacks)
+        precision = (a.precision if rng.random() < 0.5 else b.precision) if len(self.precision) > 1 else a.precision
+        return self._arch(stacks, precision)
 
     # ---- membership and size ----------------------------------------------------------------------
     def check(self, arch: Arch) -> str | None:
@@ -207,6 +224,8 @@ class SearchSpace:
         for attr in ("kind", "head_dim", "vocab_size", "max_len"):
             if getattr(arch, attr) != getattr(self, attr):
                 return f"arch.{attr}={getattr(arch, attr)!r} but space {self.name!r} has {getattr(self, attr)!r}"
+        if arch.precision not in self.precision:
+            return _not_in("precision", arch.precision, self.precision)
         for name, ss in self.stacks:
             stack = getattr(arch, name)
             if stack.embed not in ss.embed:
@@ -253,10 +272,10 @@ class SearchSpace:
             c = ss.layer_count(enc_depth)
             return len(ss.embed) * sum(c ** d for d in ss.depth)
         if self.kind != "encoder-decoder":
-            return stack_count(*[(ss, None) for _, ss in self.stacks][0])
+            return len(self.precision) * stack_count(*[(ss, None) for _, ss in self.stacks][0])
         enc, dec = self.encoder, self.decoder
         enc_per_depth = {d: len(enc.embed) * enc.layer_count(None) ** d for d in enc.depth}
-        return sum(n * stack_count(dec, d) for d, n in enc_per_depth.items())
+        return len(self.precision) * sum(n * stack_count(dec, d) for d, n in enc_per_depth.items())
 
     # ---- the predictor encoding -------------------------------------------------------------------
     def feature_names(self) -> list[str]:
@@ -266,6 +285,8 @@ class SearchSpace:
             for i in range(max(ss.depth)):
                 names += [f"{name}.{i}.{f}" for f in _LAYER_FEATURES]
             names += [f"{name}.n_{t}" for t in ATTENTION_TYPES]
+        if len(self.precision) > 1:
+            names += [f"precision.{p}" for p in self.precision]
         return names
 
     def encode(self, arch: Arch) -> np.ndarray:
@@ -277,6 +298,8 @@ class SearchSpace:
             for i in range(max(ss.depth)):
                 out += _layer_features(stack.layers[i], arch.head_dim) if i < stack.depth else [0.0] * len(_LAYER_FEATURES)
             out += [sum(layer.attn == t for layer in stack.layers) for t in ATTENTION_TYPES]
+        if len(self.precision) > 1:
+            out += [float(arch.precision == p) for p in self.precision]
         return np.asarray(out, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
@@ -285,6 +308,8 @@ class SearchSpace:
                              "workload": self.workload.to_dict()}
         if self.tokenizer_spec:
             d["tokenizer"] = self.tokenizer_spec
+        if self.precision != ("fp32",):
+            d["precision"] = list(self.precision)
         for name, ss in self.stacks:
             d[name] = ss.to_dict()
         return d
@@ -356,8 +381,8 @@ def _build_stack(ss: StackSpace, embed: int, layers: list[dict[str, Any]]) -> St
 
 # ---- loading ------------------------------------------------------------------------------------
 
-_TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "tokenizer", "workload", "encoder",
-             "decoder")
+_TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "tokenizer", "precision", "workload",
+             "encoder", "decoder")
 _STACK_KEYS = ("embed", "depth", "heads", "kv_heads", "ffn", "ffn_ratio", "attention", "cross_layers", "cross_heads")
 
 
@@ -442,12 +467,18 @@ def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
     if kind == "encoder-decoder" and min(stacks["decoder"].cross_layers) > min(stacks["encoder"].depth):
         raise ArchError(f"{where}.decoder.cross_layers: every choice exceeds the smallest encoder depth")
     workload = Workload.from_dict(d.get("workload", {}), f"{where}.workload")
+    precision = d.get("precision", ["fp32"])
+    precision = [precision] if isinstance(precision, str) else precision
+    if (not isinstance(precision, list) or not precision or any(p not in PRECISIONS for p in precision)
+            or len(set(precision)) != len(precision)):
+        raise ArchError(f"{where}.precision={d.get('precision')!r}: a list of distinct precisions from "
+                        f"{', '.join(PRECISIONS)}, the reference first")
     tokenizer = d.get("tokenizer", "")
     if not isinstance(tokenizer, str):
         raise ArchError(f"{where}.tokenizer={tokenizer!r}: write bytes, bpe, bpe:N or the path of a tokenizer.json")
     return SearchSpace(name=str(d["name"]), kind=kind, head_dim=d["head_dim"], vocab_size=d["vocab_size"],
                        max_len=d["max_len"], workload=workload, description=str(d.get("description", "")),
-                       tokenizer_spec=tokenizer, **stacks)
+                       tokenizer_spec=tokenizer, precision=tuple(precision), **stacks)
 
 
 def builtin_spaces() -> list[str]:

@@ -37,6 +37,7 @@ class ModelCard(Record):
     latency_source: str | None = None  # measured | calibrated | analytic
     latency_budget_s: float | None = None
     retrain: dict[str, Any] | None = None  # what `nas retrain` measured
+    onnx: dict[str, Any] | None = None  # the ONNX graph beside it: file, precision, length, max_abs_diff
 
     @classmethod
     def _decode(cls, body: dict[str, Any], where: str) -> dict[str, Any]:
@@ -62,6 +63,8 @@ def render(card: ModelCard) -> str:
     cost = analytic_cost(arch, w)
     lines = [f"# SubTransformer {arch.id}", "",
              f"- layout: {arch_summary(arch)}",
+             f"- precision: {arch.precision}" + (" (dynamic quantization: int8 Linear weights, stored as such)"
+                                                 if arch.precision == "int8" else ""),
              f"- parameters: {cost.params:,} ({human(cost.params)})",
              f"- FLOPs under workload {w}: {human(cost.flops)}; bytes moved {human(cost.bytes, 'B')}"]
     if card.latency_s is not None:
@@ -75,6 +78,10 @@ def render(card: ModelCard) -> str:
     if card.retrain:
         r = card.retrain
         lines.append(f"- retrained ({r.get('mode')}, {r.get('steps')} steps): validation loss {r.get('val_loss', float('nan')):.4f}")
+    if card.onnx:
+        o = card.onnx
+        lines.append(f"- ONNX: {o['file']} ({o['precision']}, sequences of {o['length']}; logits within "
+                     f"{o['max_abs_diff']:.2g} of PyTorch's)")
     if card.supernet:
         lines.append(f"- extracted from the supernet in {card.supernet}" + (f" (search run {card.run}, rank {card.rank})"
                                                                              if card.run else ""))

@@ -12,6 +12,7 @@ from typing import Iterable
 import torch
 
 from space import Arch
+from space.errors import UserError
 from supernet import functional
 from supernet.device import autocast, to_device
 from supernet.loss import loss_sum, real_tokens
@@ -42,8 +43,10 @@ class Evaluator:
 
     @torch.inference_mode()
     def _run(self, arch: Arch) -> float:
+        from supernet.precision import prepare
         total = 0.0
-        weights = self.model.active_weights(arch)  # sliced once per arch, shared by every chunk
+        # sliced once per arch, shared by every chunk; at the arch's precision (quantized once)
+        weights = prepare(self.model.active_weights(arch), arch.precision, rounded_only=self.device.type == "cpu")
         with autocast(self.device, self.precision):
             for x, y in self.batches:
                 tokens, kw = functional.batch_inputs(x)
@@ -54,6 +57,9 @@ class Evaluator:
 
     def loss(self, arch: Arch) -> float:
         """Mean cross-entropy per token (nats) on the validation windows; cached by arch id."""
+        if arch.precision == "int8" and self.device.type != "cpu":
+            raise UserError(f"arch {arch.id} runs at int8 (dynamic quantization), which PyTorch runs on CPUs only; "
+                            f"score it with --device cpu, or search a GPU's precisions (fp32, bf16, fp16)")
         if arch.id not in self.cache:
             self.cache[arch.id] = self._run(arch)
         return self.cache[arch.id]

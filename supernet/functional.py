@@ -35,6 +35,9 @@ class Cache:
 
 
 def _lin(x: torch.Tensor, w: Block, name: str) -> torch.Tensor:
+    packed = w.get(f"{name}.packed")  # an int8 weight (supernet/precision.py): dynamic quantization
+    if packed is not None:
+        return torch.ops.quantized.linear_dynamic(x, packed, True)
     return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
 
 

@@ -34,6 +34,7 @@ class SubTransformer(nn.Module):
                 cross = (layer.cross_heads * hd, enc_d) if layer.cross_layers is not None else None
                 blocks.append(BlockParams(stack.embed, layer.heads * hd, layer.kv_heads * hd, layer.ffn, extras, cross))
             self.add_module(name, StackParams(arch.vocab_size, arch.max_len, stack.embed, blocks, tok=shared is None))
+        self._prepared: dict[str, Any] | None = None  # the weights at the arch's precision, made once
 
     def reset_parameters(self, seed: int = 0) -> "SubTransformer":
         """A fresh initialisation (training from scratch), the same scheme as the supernet's."""
@@ -45,20 +46,44 @@ class SubTransformer(nn.Module):
         return self
 
     def weights(self) -> dict[str, Any]:
+        """Its fp32 parameters in the layout `functional.forward` reads."""
         out = {name: getattr(self, name).own() for name, _ in self.arch.stacks}
         if hasattr(self, "embed"):
             for name, stack in self.arch.stacks:
                 out[name]["tok.weight"] = self.embed.weight[:, :stack.embed]
         return out
 
+    def run_weights(self) -> dict[str, Any]:
+        """The weights it runs on: fp32 while training, else at its arch's precision (prepared once,
+        again after any change of its parameters)."""
+        if self.arch.precision == "fp32" or self.training:
+            return self.weights()
+        if self._prepared is None:
+            from supernet.precision import prepare
+            self._prepared = prepare(self.weights(), self.arch.precision)
+        return self._prepared
+
+    def train(self, mode: bool = True) -> "SubTransformer":
+        self._prepared = None
+        return super().train(mode)
+
+    def load_state_dict(self, *args: Any, **kw: Any):
+        self._prepared = None
+        return super().load_state_dict(*args, **kw)
+
+    def _apply(self, fn, *args: Any, **kw: Any):  # .to(device), .float(): prepared weights must follow
+        self._prepared = None
+        return super()._apply(fn, *args, **kw)
+
     def active_weights(self, arch: Arch) -> dict[str, Any]:
-        """The supernet's interface, for tools that score either (the Evaluator): only its own arch."""
+        """The supernet's interface, for tools that score either (the Evaluator): only its own arch,
+        fp32 (the scorer prepares the arch's precision)."""
         if arch != self.arch:
             raise UserError(f"this SubTransformer is arch {self.arch.id}, not {arch.id}")
         return self.weights()
 
     def forward(self, tokens: torch.Tensor, **kw: Any) -> torch.Tensor:
-        return functional.forward(self.arch, self.weights(), tokens, **kw)
+        return functional.forward(self.arch, self.run_weights(), tokens, **kw)
 
 
 def _flatten(weights: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -90,11 +115,13 @@ def save(model: SubTransformer, folder: str | Path, card: "ModelCard | None" = N
     """Writes model.safetensors, config.json (the typed card) and README.md; the config last, so a
     folder with a config is whole."""
     from supernet.card import ModelCard, render
+    from supernet.precision import to_storage
     folder = Path(folder)
-    tensors = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()}
+    state = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()}
+    params = sum(t.numel() for t in state.values())
+    tensors = {n: t.contiguous() for n, t in to_storage(state, model.arch.precision).items()}
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file(tensors, str(tmp))
-    params = sum(t.numel() for t in tensors.values())
     card = (card or ModelCard(arch=model.arch, params=params)).replace(arch=model.arch, params=params)
     atomic_write_text(folder / "README.md", render(card))
     card.write(folder / "config.json")
@@ -112,10 +139,13 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu") -> SubTra
     card = ModelCard.read(cfg_path)
     model = SubTransformer(card.arch)
     from safetensors import SafetensorError
+
+    from supernet.precision import from_storage
     try:
-        model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(map_location)), strict=True)
+        model.load_state_dict(from_storage(load_file(str(folder / "model.safetensors"), device=str(map_location))),
+                              strict=True)
     except (OSError, RuntimeError, ValueError, SafetensorError) as e:
         raise UserError(f"{folder / 'model.safetensors'}: missing or not the weights of {cfg_path}'s arch "
                         f"({str(e).splitlines()[0][:100]}); export the model again") from None
-    model.card = card
+    model.card, model.folder = card, folder
     return model.eval()

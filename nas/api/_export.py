@@ -25,9 +25,10 @@ class ExportResult:
 
 
 def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, supernet: str | Path | None = None,
-           arch: str | Path | Arch | None = None) -> ExportResult:
-    """Writes a standalone SubTransformer folder (config.json with the typed card, model.safetensors,
-    README.md): the `rank`-th arch of a search run, or any `arch` of a `supernet`."""
+           arch: str | Path | Arch | None = None, onnx: bool = False) -> ExportResult:
+    """Writes a standalone SubTransformer folder (config.json with the typed card, model.safetensors
+    at the arch's precision, README.md): the `rank`-th arch of a search run, or any `arch` of a
+    `supernet`. `onnx`: also model.onnx, the forward graph, checked against PyTorch."""
     from nas.search.report import ranked
     from supernet.checkpoint import load_supernet, read_record
     from supernet.subnet import extract, save
@@ -58,8 +59,14 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
     fields.setdefault("workload", record.space.get("workload"))  # what latency means for this space
     card = ModelCard(arch=chosen, params=0, task=record.task, data=record.data, tokenizer=tokenizer,
                      supernet=str(Path(supernet).resolve()), **fields)
-    folder = save(extract(model, chosen), out, card)
+    sub = extract(model, chosen)
+    folder = save(sub, out, card)
     from supernet.subnet import load
+    if onnx:
+        from supernet.onnx_export import export_onnx
+        exported = load(folder)
+        graph = export_onnx(exported, folder, length=exported.card.work().seq_len)
+        save(exported, folder, exported.card.replace(onnx=graph.to_dict()))
     return ExportResult(folder, load(folder).card)
 
 
@@ -204,7 +211,12 @@ def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int =
         from latency.hardware import load_hardware
         threads = load_hardware(hardware).threads
     from space import Workload
-    w = Workload.parse(workload, base=card.work()) if workload else card.work()
+    base = card.work()
+    if backend == "onnxruntime":  # a graph of one forward pass of fixed length
+        if device != "cpu":
+            raise UserError("--backend onnxruntime times on the CPU; drop it for a GPU model")
+        base = Workload(1, card.onnx["length"] if card.onnx else base.seq_len, 0)
+    w = Workload.parse(workload, base=base) if workload else base
     cmd = [sys.executable, "-m", "latency.stopwatch", str(model_dir), "--workload", str(w), "--device", device,
            "--rounds", str(rounds), "--warmup", str(warmup), "--backend", backend]
     if threads:
@@ -214,7 +226,7 @@ def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int =
         last = (r.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"measure {model_dir}: the timing process failed ({last})")
     got = json.loads(r.stdout.strip().splitlines()[-1])
-    same = hardware == card.hardware
+    same = hardware == card.hardware and str(w) == str(card.work())  # the card's prediction is for its workload
     return MeasureResult(Path(model_dir), got["median_s"], got["spread"], tuple(got["samples"]), got["device_name"],
                          got["threads"], got["workload"], backend, hardware,
                          card.latency_s if same else None, card.latency_bound_s if same else None,

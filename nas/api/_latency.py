@@ -58,6 +58,7 @@ def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakes
     from latency.store import dataset_path
     hw, space = as_hardware(hardware), as_space(space)
     w = as_workload(workload, space)
+    timed = space.restricted(hw.precisions)  # archs at the precisions this device runs
     protocol = TimingProtocol(rounds=rounds, max_spread=max_spread)
     if samples < 1 or group < 1:
         raise UserError("profile: samples and group must be at least 1")
@@ -81,7 +82,7 @@ def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakes
     p.note(f"profiling {samples} archs of {space.name} on {hw.name} ({hw.device}), workload {w}, "
            f"{rounds} interleaved rounds in groups of {group}; dataset {path}")
     with p.task("profile", samples, unit="arch") as bar:
-        added = run_profile(space, hw, w, samples, path, seed=seed, protocol=protocol, group=group, threads=threads,
+        added = run_profile(timed, hw, w, samples, path, seed=seed, protocol=protocol, group=group, threads=threads,
                             run_group=run_group, backend=backend,
                             progress=lambda n, total, info: bar.update(samples - total + n, info))
     df = read_dataset(path)

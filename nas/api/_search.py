@@ -73,6 +73,7 @@ class SearchPlan:
     bound: Callable[[list[Arch]], list[float]] | None = None
     model: Any = None  # latency.model.LatencyModel
     calibrate: bool = True  # time the reference arch now, on a measured device that is this machine
+    full_space: SearchSpace | None = None  # the space before restricting it to the device's precisions
 
 
 @dataclass(frozen=True)
@@ -112,15 +113,16 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
             raise UserError(f"--{name.replace('_', '-')} {value!r}: must be an integer of at least {least}")
     strategy_class(strategy)
     opts = asdict(resolve_options(strategy, {**population_options(strategy, population), **(options or {})}))
-    hw, space = as_hardware(hardware), as_space(space)
-    w = as_workload(workload, space)
+    hw, full = as_hardware(hardware), as_space(space)
+    w = as_workload(workload, full)
+    space = full.restricted(hw.precisions)  # the archs this device runs; the supernet is the full space's
     check_address(ray_address)
     from supernet.device import resolve_device, resolve_precision
     dev = resolve_device(device) if not ray_address else None  # a cluster's devices are its own to resolve
     prec = resolve_precision(precision, dev) if dev is not None else (precision or "auto")
     from latency.model import z_of
     z_of(confidence)  # a confidence outside [0.5, 1) fails here
-    latency, model = latency_function(hw, space, w)
+    latency, model = latency_function(hw, full, w)
 
     def bound(archs: list[Arch]) -> list[float]:
         return [float(b) for b in model.bound(archs, confidence)]
@@ -131,7 +133,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a folder")
     recorded = check_resumable(run_dir, run_settings(space, strategy, seed, budget_s, opts))
-    choice = choose_supernet(space, supernet)
+    choice = choose_supernet(full, supernet)
     if recorded and (run_dir / "run.json").is_file():
         from nas.search.report import read_run
         previous = read_run(run_dir)
@@ -140,7 +142,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
                             f"{choice.folder.resolve()}; resume with --supernet {previous.supernet} or use another --out")
     return SearchPlan(hw, space, w, budget_s, budget_text, strategy, opts, iterations, seed, eval_batches, workers,
                       ray_address, run_dir, choice, latency, model.source, recorded,
-                      str(dev) if dev is not None else device, prec, confidence, bound, model, calibrate)
+                      str(dev) if dev is not None else device, prec, confidence, bound, model, calibrate, full)
 
 
 def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
@@ -152,7 +154,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     from latency.model import calibrate, far_from_dataset
     p = as_progress(progress)
     hw = plan.hardware
-    folder = (prepare_supernet(plan.space, plan.supernet, p, plan.device if not plan.ray_address else "auto")
+    folder = (prepare_supernet(plan.full_space or plan.space, plan.supernet, p,
+                               plan.device if not plan.ray_address else "auto")
               if evaluate is None else plan.supernet.folder)
     notes: list[str] = []
     found = calibrate(plan.model) if plan.calibrate else {}  # after any training: nothing else runs now

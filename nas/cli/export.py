@@ -15,10 +15,15 @@ from nas.cli._common import PROGRESS, console, device_options
               help="Export an arch of your own from this supernet (with --arch) instead of a search run.")
 @click.option("--arch", "arch_file", default=None, type=click.Path(dir_okay=False), help="YAML with one arch.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the model to.")
-def export_cmd(run, rank, supernet_dir, arch_file, out):
-    """Export an arch as a standalone SubTransformer folder with a model card."""
-    res = api.export(run, out=out, rank=rank, supernet=supernet_dir, arch=arch_file)
-    console.print(f"exported {res.arch.id} to {res.folder} (config.json, model.safetensors, README.md model card)")
+@click.option("--onnx", is_flag=True, help="Also write model.onnx (the forward pass for ONNX Runtime; int8 "
+                                           "models quantized by ONNX Runtime), checked against PyTorch.")
+def export_cmd(run, rank, supernet_dir, arch_file, out, onnx):
+    """Export an arch as a standalone SubTransformer folder (at its precision) with a model card."""
+    res = api.export(run, out=out, rank=rank, supernet=supernet_dir, arch=arch_file, onnx=onnx)
+    console.print(f"exported {res.arch.id} ({res.arch.precision}) to {res.folder} (config.json, model.safetensors, "
+                  f"README.md model card" + (", model.onnx" if res.card.onnx else "") + ")")
+    if res.card.onnx:
+        console.print(f"ONNX graph checked against PyTorch: logits within {res.card.onnx['max_abs_diff']:.2g}")
 
 
 @click.command("retrain")

@@ -50,6 +50,8 @@ def distributions(space: SearchSpace) -> dict[str, CategoricalDistribution]:
             if ss.cross_layers is not None:
                 out[p + "cross_layers"] = CategoricalDistribution(ss.cross_layers)
                 out[p + "cross_heads"] = CategoricalDistribution(ss.cross_heads)
+    if len(space.precision) > 1:
+        out["precision"] = CategoricalDistribution(space.precision)
     return out
 
 
@@ -80,8 +82,9 @@ def suggest_arch(trial: optuna.trial.BaseTrial, space: SearchSpace) -> Arch:
                                 **({param: int(value)} if param else {})))
         stacks[name] = Stack(embed=embed, layers=tuple(layers))
         enc_depth = depth if name == "encoder" else enc_depth
+    precision = pick("precision") if len(space.precision) > 1 else space.precision[0]
     return space.require(Arch(kind=space.kind, head_dim=space.head_dim, vocab_size=space.vocab_size,
-                              max_len=space.max_len, **stacks))
+                              max_len=space.max_len, precision=precision, **stacks))
 
 
 def arch_params(space: SearchSpace, arch: Arch) -> tuple[dict[str, Any], dict[str, CategoricalDistribution]]:
@@ -102,4 +105,6 @@ def arch_params(space: SearchSpace, arch: Arch) -> tuple[dict[str, Any], dict[st
             params[p + "ffn"] = ffn_labels(ss)[ss.ffn_choices(stack.embed).index(layer.ffn)]
             if ss.cross_layers is not None:
                 params[p + "cross_layers"], params[p + "cross_heads"] = layer.cross_layers, layer.cross_heads
+    if len(space.precision) > 1:
+        params["precision"] = arch.precision
     return params, {k: dists[k] for k in params}

@@ -39,13 +39,15 @@ def banded(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, causa
     rel = qpos - kpos  # (n, c, span): query minus key position
     allowed = (rel >= 0) & (rel < window) if causal else rel.abs() <= window // 2
     allowed &= (kpos >= 0) & (kpos < t)  # the padding is no key
-    mask = allowed.expand(b, 1, n, c, span)
+    mask = allowed[None, :, None].expand(b, n, 1, c, span)  # (B, n, 1, c, span): the same for every head
     if keep is not None:  # (B, T) real keys
         kk = F.pad(keep, (before, pad_q + after)).unfold(1, span, c)  # (B, n, span)
-        mask = mask & kk[:, None, :, None, :]
-        mask = mask | (rel == 0)  # a padding query sees itself: no all -inf row (NaN would leak)
-    out = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask)  # (B, h, n, c, hd)
-    return out.reshape(b, h, n * c, hd)[:, :, :t]
+        mask = mask & kk[:, :, None, None, :]
+        mask = mask | (rel == 0)[None, :, None]  # a padding query sees itself: no all -inf row (NaN would leak)
+    # blocks as batch entries (B*n, h, ...): 4-D attention, what fused kernels and ONNX take
+    merge = lambda x: x.transpose(1, 2).reshape(b * n, h, *x.shape[3:])  # noqa: E731
+    out = F.scaled_dot_product_attention(merge(qs), merge(ks), merge(vs), attn_mask=mask.reshape(b * n, 1, c, span))
+    return out.view(b, n, h, c, hd).transpose(1, 2).reshape(b, h, n * c, hd)[:, :, :t]
 
 
 @register
