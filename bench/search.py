@@ -6,8 +6,10 @@ hypervolume of (loss, latency) against the number of evaluated archs, for random
 evolution, HAT's evolution, TPE and NSGA-II, over several seeds; then the throughput of scoring a
 batch of candidates serially against 2 Ray actors, interleaved rounds, medians.
 
-    python bench/search.py --budget 60ms --iterations 120 --seeds 0 1 2 --out bench/results/search
-Results: search.json, search.png in --out; figures go to docs/benchmarks.md.
+    python bench/search.py --budget 45ms --iterations 240 --seeds 0 1 2 3 4 --out bench/results/search
+Results: search.json, search.png in --out; figures go to docs/benchmarks.md. Besides the curves:
+how many evaluations tournament evolution needs to reach random search's final best loss (per
+seed, then the mean), and, over --sweep budgets, whether a larger budget ever returns a worse arch.
 """
 from __future__ import annotations
 
@@ -83,6 +85,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--eval-batches", type=int, default=2)
     ap.add_argument("--ray-archs", type=int, default=48)
+    ap.add_argument("--sweep", nargs="*", default=["30ms", "40ms", "50ms", "60ms", "75ms", "90ms"],
+                    help="budgets searched by tournament evolution (every seed) to check monotonicity")
     ap.add_argument("--out", default="bench/results/search")
     args = ap.parse_args()
     out = Path(args.out)
@@ -91,22 +95,26 @@ def main() -> None:
     budget_s = parse_duration(args.budget)
     lat = latency_model(hw, space, space.workload)
     ev = supernet_evaluator(args.supernet, args.eval_batches)  # one cache for every run: same supernet, same data
+    space = space.restricted(hw.precisions)
 
     def latency(archs):
         return [float(s) for s in lat.predict(archs)[0]]
+
+    def bound(archs):
+        return [float(s) for s in lat.bound(archs, 0.9)]
 
     runs: dict[str, list[list[dict]]] = {s: [] for s in STRATEGIES}
     t0 = time.time()
     for seed in args.seeds:
         for strategy in STRATEGIES:
             with tempfile.TemporaryDirectory() as tmp:
-                res = run_search(space, strategy, evaluate=ev.losses, latency=latency, budget_s=budget_s,
+                res = run_search(space, strategy, evaluate=ev.losses, latency=latency, bound=bound, budget_s=budget_s,
                                  iterations=args.iterations, batch=8, run_dir=Path(tmp), seed=seed,
                                  options={"population": 30, "sample_size": 8} if strategy == "evolution" else
                                  {"population": 30, "parents": 6, "mutations": 12, "crossovers": 12}
                                  if strategy == "hat" else {"population_size": 24} if strategy == "nsga2" else {},
                                  hardware=hw.name)
-            runs[strategy].append([{"loss": t["loss"], "latency_s": t["latency_s"]} for t in res.trials])
+            runs[strategy].append([{"loss": t["loss"], "latency_s": t["latency_bound_s"]} for t in res.trials])
             print(f"seed {seed} {strategy}: best {min(t['loss'] for t in res.trials if t['latency_s'] <= budget_s):.4f}",
                   flush=True)
     all_losses = [t["loss"] for rs in runs.values() for r in rs for t in r if t["loss"] < float("inf")]
@@ -118,8 +126,30 @@ def main() -> None:
         hv = np.array([c[1] for c in cs])
         summary[strategy] = {"best_mean": best.mean(0).tolist(), "hv_mean": hv.mean(0).tolist(),
                              "final_best": [float(b[-1]) for b in best], "final_hv": [float(h[-1]) for h in hv]}
+    # evaluations tournament evolution needs to reach random search's final best (per seed)
+    reach = []
+    for r_rand, r_evo in zip(runs["random"], runs["evolution"]):
+        target = curves(r_rand, budget_s, ref)[0][-1]
+        best = curves(r_evo, budget_s, ref)[0]
+        reach.append(next((i + 1 for i, b in enumerate(best) if b <= target), None))
+    done = [r for r in reach if r is not None]
+    reach_summary = {"per_seed": reach, "mean": float(np.mean(done)) if done else None,
+                     "fraction_of_budget": float(np.mean(done)) / args.iterations if done else None}
+    sweep = {}
+    for b in args.sweep:
+        sweep[b] = []
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                res = run_search(space, "evolution", evaluate=ev.losses, latency=latency, bound=bound,
+                                 budget_s=parse_duration(b), iterations=args.iterations, batch=8, run_dir=Path(tmp),
+                                 seed=seed, options={"population": 30, "sample_size": 8}, hardware=hw.name)
+            sweep[b].append(res.best["loss"])
+        print(f"sweep {b}: {sweep[b]}", flush=True)
+    worse = [(a, b, s) for a, b in zip(args.sweep, args.sweep[1:]) for s, (x, y) in
+             enumerate(zip(sweep[a], sweep[b])) if y > x + 1e-12]
     results = {"args": vars(args), "budget_s": budget_s, "latency_source": lat.source, "reference_point": ref,
-               "summary": summary, "search_seconds": time.time() - t0}
+               "summary": summary, "search_seconds": time.time() - t0, "evolution_reaches_random": reach_summary,
+               "sweep": sweep, "sweep_larger_budget_worse": worse}
     from space import make_rng
     rng = make_rng(123)
     results["ray"] = ray_throughput(args.supernet, [space.sample(rng) for _ in range(args.ray_archs)],
@@ -132,6 +162,8 @@ def main() -> None:
         print(f"| {s} | {np.mean(v['final_best']):.4f} ± {np.std(v['final_best']):.4f} | "
               f"{np.mean(v['final_hv']) * 1e3:.3f} | {v['best_mean'][min(39, len(v['best_mean']) - 1)]:.4f} |")
     print(json.dumps(results["ray"], indent=2))
+    print("evolution reaches random's final best after", json.dumps(reach_summary))
+    print("sweep (best loss per seed):", json.dumps(sweep), "larger budget worse:", worse)
 
 
 def plot(summary, args, path: Path) -> None:

@@ -4,6 +4,7 @@ device. A worker that dies costs only its in-flight work: it is retried on a fre
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any, Callable
 
 from space import Arch
@@ -80,6 +81,7 @@ class RayEvaluatorPool:
         self.args = (supernet_dir, eval_batches, threads_per_worker, evaluator_factory)
         self.actors = [EvalActor.remote(*self.args) for _ in range(workers)]
         self.retries = 0
+        self.patience_s = 300.0  # how long a dead actor may take to come back
 
     def losses(self, archs: list[Arch]) -> list[float]:
         """Losses in the order of `archs`; chunks of a dead actor go again (the actor restarts)."""
@@ -89,6 +91,7 @@ class RayEvaluatorPool:
         out: list[float | None] = [None] * len(archs)
         pending = {self.actors[k].losses.remote([archs[i].to_json() for i in idx]): (k, idx)
                    for k, idx in enumerate(chunks) if idx}
+        failing_since: float | None = None
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             ref = ready[0]
@@ -96,10 +99,15 @@ class RayEvaluatorPool:
             try:
                 for i, loss in zip(idx, ray.get(ref)):
                     out[i] = loss
+                failing_since = None
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                # the actor is restarting (it loads the supernet again): wait for it, up to a limit
                 self.retries += 1
-                if self.retries > 10 * n:
-                    raise UserError("Ray workers keep dying while scoring candidates; check their memory") from None
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > self.patience_s:
+                    raise UserError(f"Ray workers keep dying while scoring candidates (for {self.patience_s:.0f} s); "
+                                    "check their memory") from None
+                time.sleep(min(2.0, 0.1 * 2 ** min(self.retries, 5)))
                 pending[self.actors[k].losses.remote([archs[i].to_json() for i in idx])] = (k, idx)
         return out  # type: ignore[return-value]
 
