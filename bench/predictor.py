@@ -64,6 +64,13 @@ def repeat_measurements(rows, space, hw, workload, n: int):
     return first, np.asarray(again), rows.median_s.to_numpy()[:n], np.asarray(raw)
 
 
+def per_precision(rows, y, preds) -> dict:
+    """The same metrics on the rows of each precision (fp32, int8, ...)."""
+    precision = np.array([a.precision for a in archs_of(rows)])
+    return {p: {k: latency_metrics(y[precision == p], v[precision == p]) for k, v in preds.items()}
+            for p in sorted(set(precision)) if (precision == p).sum() >= 2}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hardware", default="xeon-2vcpu")
@@ -85,6 +92,7 @@ def main() -> None:
     results = {"dataset": str(path), "rows": len(rows), "folds": args.folds, "hardware": hw.name,
                "workload": str(space.workload), "seconds": time.time() - t0,
                "metrics": {k: latency_metrics(y, p) for k, p in preds.items()},
+               "per_precision": per_precision(rows, y, preds),
                "spread": {"median": float(rows.spread.median()), "p90": float(rows.spread.quantile(0.9))}}
     if args.repeat:
         first, again, first_raw, again_raw = repeat_measurements(rows, space, hw, space.workload, args.repeat)

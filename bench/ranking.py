@@ -79,7 +79,7 @@ def standalone(args) -> None:
     atomic_write_text(out / "archs.json", json.dumps([{"pattern": p, "id": a.id, "arch": a.to_dict()}
                                                       for p, a in archs], indent=1))
     train, val, test = test_and_val(args.seq_len)
-    path = out / "standalone.json"
+    path = out / args.file
     done = json.loads(path.read_text()) if path.exists() else {}
     todo = [(seed, p, a) for seed in args.seeds for p, a in archs if str(seed) not in done.get(a.id, {})]
     t0 = time.time()
@@ -144,7 +144,10 @@ def rank(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     archs = {r["id"]: (r["pattern"], Arch.from_dict(r["arch"])) for r in json.loads((out / "archs.json").read_text())}
-    alone = json.loads((out / "standalone.json").read_text())
+    alone: dict = {}
+    for f in sorted(out.glob("standalone*.json")):  # one file per process that trained some
+        for arch_id, seeds in json.loads(f.read_text()).items():
+            alone.setdefault(arch_id, {}).update(seeds)
     ids = [i for i in archs if len(alone.get(i, {})) >= 2]
     _, _, test = test_and_val(args.seq_len)
     inh_path = out / "inherited.json"
@@ -230,6 +233,7 @@ def main() -> None:
     st.add_argument("--lr", type=float, default=3e-3)
     st.add_argument("--warmup", type=int, default=50)
     st.add_argument("--threads", type=int, default=1)
+    st.add_argument("--file", default="standalone.json", help="results file in --out (one per process)")
     st.add_argument("--out", default="bench/results/ranking2")
     sn = sub.add_parser("supernets", help="train candidate supernets at equal compute (resumable)")
     sn.add_argument("--space", default="lm-shakespeare")

@@ -39,8 +39,9 @@ def check_device(hw: Hardware) -> str:
 
 
 def reference_arch(space: SearchSpace) -> Arch:
-    """A fixed mid-sized arch timed in every group: the yardstick that cancels the machine's drift."""
-    return space.sample(make_rng(10**6))
+    """A fixed mid-sized arch timed in every group: the yardstick that cancels the machine's drift.
+    Always at the space's reference precision (fp32), whatever precisions the space or device offer."""
+    return space.sample(make_rng(10**6)).with_precision(space.precision[0])
 
 
 def time_group(archs: list[Arch], workload: Workload, device: str, protocol: TimingProtocol,

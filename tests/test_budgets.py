@@ -126,3 +126,17 @@ def test_measure_says_where_it_timed_a_gpu_model(tiny_trained: Path, tmp_path) -
     m = api.measure(tmp_path / "model", hardware="a100", rounds=3)
     assert "a100 (a GPU) is not on this machine" in m.note and m.predicted_s is None
     assert json.loads((tmp_path / "model" / "config.json").read_text())["hardware"] is None
+
+
+def test_calibration_puts_predictions_on_todays_scale() -> None:
+    from latency.model import calibrate, device_present
+    model = latency_model(load_hardware("xeon-2vcpu"), LM, LM.workload)
+    assert model.bundle.dataset["ref_s"] > 0 and model.bundle.dataset["ref_id"] == reference_arch(LM).id
+    if not device_present(model):
+        pytest.skip("this is not the CPU the shipped xeon-2vcpu dataset was measured on")
+    archs = [LM.sample(i) for i in range(5)]
+    before = model.predict(archs)[0]
+    found = calibrate(model, rounds=3)
+    assert 0.2 < found["scale"] < 5 and found["reference_now_s"] > 0
+    assert np.allclose(model.predict(archs)[0], before * found["scale"])
+    assert "rescaled to this machine's speed now" in model.describe()
