@@ -29,15 +29,28 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the exact command that trained it")
     ap.add_argument("--hours", type=float, required=True, help="wall-clock training time")
     ap.add_argument("--machine", required=True)
+    ap.add_argument("--adopt-space", action="store_true",
+                    help="record today's definition of the space when the weights fit it (a supernet "
+                         "trained before a weightless dimension such as precision was added)")
     args = ap.parse_args()
     from configs import config_dir
     from supernet.checkpoint import FILE, load_supernet, ship
     from supernet.train import evaluate_loss
+    from space import load_space
     model, record = load_supernet(args.supernet)
     space = model.space
+    adopted = ""
+    if args.adopt_space:
+        today = load_space(space.name)
+        if today.to_dict() != record.space:
+            changed = sorted(k for k in set(record.space) | set(today.to_dict())
+                             if record.space.get(k) != today.to_dict().get(k))
+            adopted = (f"\n- Trained on an earlier definition of the space; the shipped record adopts today's "
+                       f"(changed: {', '.join(changed)}; the weights load strictly into it)")
+        space = today
     out = config_dir() / "supernets" / space.name
     out.mkdir(parents=True, exist_ok=True)
-    ship(args.supernet, out)
+    ship(args.supernet, out, space if args.adopt_space else None)
     shipped, rec = load_supernet(out)
     batch = check_batch(rec)
     check = {"batch": "the first validation batch of the supernet's data", "step": rec.step,
@@ -57,7 +70,7 @@ stay for your data). Weights in float16 ({size:.1f} MB, loaded as float32), no o
 - {rec.step} steps, {args.hours:.1f} hours on {args.machine}; settings: {json.dumps(rec.train.to_dict())}
 - Validation loss at the end (nats/byte, {rec.train.eval_batches} batches of the validation plays):
   largest arch {last['val_largest']:.4f}, smallest {last['val_smallest']:.4f}
-- `log.csv`: the training log; `check.json`: losses on a fixed batch, from these float16 weights
+- `log.csv`: the training log; `check.json`: losses on a fixed batch, from these float16 weights{adopted}
 """)
     print(json.dumps(check, indent=2), f"{size:.1f} MB", out)
 

@@ -231,10 +231,22 @@ def convert_legacy(folder: str | Path) -> Path:
     return write_checkpoint(checkpoint_path(folder), ck["model"], record.to_dict(), training)
 
 
-def ship(folder: str | Path, out: str | Path) -> Path:
+def ship(folder: str | Path, out: str | Path, space=None) -> Path:
     """The weights alone in float16 (half the size, no optimizer state), with the record: what a
-    package ships. Loading casts back to float32."""
+    package ships. Loading casts back to float32.
+
+    `space`: today's definition of the supernet's space, adopted in the shipped record when it
+    differs from the trained one only in what carries no weights (a dimension such as `precision`,
+    applied at evaluation time): the weights must load strictly into a supernet of `space`."""
+    from supernet.model import SuperTransformer
     model, record = load_supernet(folder)
+    if space is not None and space.to_dict() != record.space:
+        try:
+            SuperTransformer(space).load_state_dict(model.state_dict())
+        except RuntimeError as e:
+            raise UserError(f"{folder}: its weights do not fit today's {space.name} space "
+                            f"({str(e).splitlines()[0][:120]}); retrain it") from None
+        record = record.replace(space=space.to_dict())
     return save_supernet(out, model, record, dtype=torch.float16)
 
 
