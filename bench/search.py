@@ -79,7 +79,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hardware", default="xeon-2vcpu")
     ap.add_argument("--space", default="lm-shakespeare")
-    ap.add_argument("--supernet", default="runs/supernet-lm-shakespeare")
+    ap.add_argument("--supernet", default=None, help="default: the supernet shipped with hwnas")
+    ap.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
     ap.add_argument("--budget", default="60ms")
     ap.add_argument("--iterations", type=int, default=120)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -92,6 +93,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     space, hw = load_space(args.space), load_hardware(args.hardware)
+    if args.supernet is None:
+        from nas.api import shipped_supernet
+        args.supernet = str(shipped_supernet(space))
     budget_s = parse_duration(args.budget)
     lat = latency_model(hw, space, space.workload)
     ev = supernet_evaluator(args.supernet, args.eval_batches)  # one cache for every run: same supernet, same data
@@ -103,10 +107,11 @@ def main() -> None:
     def bound(archs):
         return [float(s) for s in lat.bound(archs, 0.9)]
 
-    runs: dict[str, list[list[dict]]] = {s: [] for s in STRATEGIES}
+    strategies = list(dict.fromkeys(["random", "evolution", *args.strategies]))
+    runs: dict[str, list[list[dict]]] = {s: [] for s in strategies}
     t0 = time.time()
     for seed in args.seeds:
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             with tempfile.TemporaryDirectory() as tmp:
                 res = run_search(space, strategy, evaluate=ev.losses, latency=latency, bound=bound, budget_s=budget_s,
                                  iterations=args.iterations, batch=8, run_dir=Path(tmp), seed=seed,
