@@ -22,8 +22,9 @@ class TrainConfig:
     n_random: int = 2
     # sandwich only: the attention types of the largest and smallest archs. "reference": the space's
     # first type on every layer (always the same two archs); "mixed": drawn per layer at every step,
-    # so no type gets more updates of the shared weights than another
-    extremes: str = "reference"
+    # so no type gets more updates of the shared weights than another (the default: it ranks archs
+    # better and removes the linear-attention bias, docs/benchmarks.md "ranking")
+    extremes: str = "mixed"
     distill: bool = True  # sandwich only: the smaller archs learn from the largest one's outputs ...
     distill_weight: float = 0.5  # ... with this weight on the distillation loss, the rest on the labels,
     distill_ramp: float = 0.5  # reached linearly over this fraction of the steps (a new teacher knows nothing)
