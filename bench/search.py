@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--eval-batches", type=int, default=2)
     ap.add_argument("--ray-archs", type=int, default=48)
+    ap.add_argument("--sweep-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--sweep", nargs="*", default=["30ms", "40ms", "50ms", "60ms", "75ms", "90ms"],
                     help="budgets searched by tournament evolution (every seed) to check monotonicity")
     ap.add_argument("--out", default="bench/results/search")
@@ -143,7 +144,7 @@ def main() -> None:
     sweep = {}
     for b in args.sweep:
         sweep[b] = []
-        for seed in args.seeds:
+        for seed in args.sweep_seeds:
             with tempfile.TemporaryDirectory() as tmp:
                 res = run_search(space, "evolution", evaluate=ev.losses, latency=latency, bound=bound,
                                  budget_s=parse_duration(b), iterations=args.iterations, batch=8, run_dir=Path(tmp),

@@ -133,10 +133,14 @@ def device_present(model: LatencyModel) -> bool:
     return ds.get("cpu_model") == cpu_model()
 
 
-def calibrate(model: LatencyModel, rounds: int = 7) -> dict:
+def calibrate(model: LatencyModel, rounds: int = 7, bursts: int = 3, gap_s: float = 0.5) -> dict:
     """Times the dataset's reference arch on this machine now and rescales the model's predictions
     to today's wall clock. Only on the measured device itself, whose dataset holds the reference's
-    median; returns what it found ({} when it could not calibrate)."""
+    median; returns what it found ({} when it could not calibrate).
+
+    The reference is timed in `bursts` groups of `rounds`, `gap_s` apart, and the median of the
+    groups' medians is taken: on a shared host a single group can land in a second-long slowdown
+    (seen: one group 1.9x slower than the groups around it, with a tight spread of its own)."""
     if not device_present(model) or not model.bundle.dataset.get("ref_s"):
         return {}
     from latency.profile import reference_arch, time_group
@@ -144,13 +148,21 @@ def calibrate(model: LatencyModel, rounds: int = 7) -> dict:
     ref = reference_arch(model.space)
     if ref.id != model.bundle.dataset.get("ref_id"):
         return {}
-    timings, meta = time_group([ref], model.workload, model.hardware.device,
-                               TimingProtocol(warmup=2, rounds=rounds, max_spread=0.05, extra_rounds=4),
-                               threads=model.hardware.threads)
-    now, then = timings[0].median, float(model.bundle.dataset["ref_s"])
+    import statistics
+    import time
+    medians, spreads = [], []
+    for b in range(bursts):
+        if b:
+            time.sleep(gap_s)
+        timings, _ = time_group([ref], model.workload, model.hardware.device,
+                                TimingProtocol(warmup=2, rounds=rounds, max_spread=0.05, extra_rounds=4),
+                                threads=model.hardware.threads)
+        medians.append(timings[0].median)
+        spreads.append(timings[0].spread)
+    now, then = statistics.median(medians), float(model.bundle.dataset["ref_s"])
     model.scale = now / then
     model.calibration = {"reference_now_s": now, "reference_dataset_s": then, "scale": model.scale,
-                         "spread": timings[0].spread}
+                         "spread": statistics.median(spreads), "bursts": medians}
     return model.calibration
 
 
