@@ -103,11 +103,11 @@ def main() -> None:
     res["search"] = {"budget": args.budget, "summary": summary,
                      "fronts": {label: [r["front"] for r in rs] for label, rs in runs.items()}}
     (out / "precision.json").write_text(json.dumps(res, indent=2, default=str))
-    plot(runs, budget, out / "precision.png")
+    plot(runs, budget, hw.name, out / "precision.png")
     print(json.dumps(summary, indent=2))
 
 
-def plot(runs, budget, path: Path) -> None:
+def plot(runs, budget, hardware: str, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -116,7 +116,7 @@ def plot(runs, budget, path: Path) -> None:
         front = rs[0]["front"]
         ax.plot([t["latency_s"] * 1e3 for t in front], [t["loss"] for t in front], "o-", ms=3, c=c, label=label)
     ax.axvline(budget * 1e3, ls="--", c="tab:red", label="budget")
-    ax.set_xlabel("predicted latency on xeon-2vcpu (ms)")
+    ax.set_xlabel(f"predicted latency on {hardware} (ms)")
     ax.set_ylabel("validation loss, inherited (nats/byte)")
     ax.legend(fontsize=8)
     ax.set_title("Pareto fronts with and without the precision dimension (seed 0)", fontsize=9)
