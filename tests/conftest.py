@@ -80,6 +80,19 @@ decoder:
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_hwnas_home(tmp_path_factory):
+    """The user's store ($HWNAS_HOME: predictors, profiles, search scores) is the test session's own:
+    nothing a developer measured or searched changes a test, and no test writes into ~/.hwnas."""
+    old = os.environ.get("HWNAS_HOME")
+    os.environ["HWNAS_HOME"] = str(tmp_path_factory.mktemp("hwnas-home"))
+    yield
+    if old is None:
+        os.environ.pop("HWNAS_HOME", None)
+    else:
+        os.environ["HWNAS_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_spaces() -> dict[str, SearchSpace]:
     return {k: tiny_space(k) for k in KINDS}

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import FixedTrial, TrialState
 
-from nas.search import (STRATEGIES, InfeasibleBudget, format_duration, make_searcher, parse_duration,
+from nas.search import (REUSED, STRATEGIES, InfeasibleBudget, format_duration, make_searcher, parse_duration,
                         run_search)
 from nas.search import study as rec
 from nas.search.optuna_space import arch_params, suggest_arch
@@ -186,6 +186,56 @@ class TestSearcherContract:
 
 
 # ---- the driver ---------------------------------------------------------------------------------
+
+class TestReuse:
+    """Starting from archs scored before (nas.search.scores): every strategy, through the driver."""
+
+    def test_known_archs_start_the_search_and_bound_its_answer(self, strategy: str, tmp_path: Path) -> None:
+        fit = FIT["lm-shakespeare"]
+        first = search(strategy, tmp_path / "first", iterations=16)
+        known = [(Arch.from_json(t["arch"]), t["loss"]) for t in first.trials]
+        over = next(a for a in (LM.sample(s) for s in range(100, 400)) if not fit.feasible(a))
+        known.append((over, -100.0))  # over the budget: never reused, however good
+        fresh: list[str] = []
+        second = search(strategy, tmp_path / "second", iterations=16, seed=3, known=known, known_limit=6,
+                        evaluate=lambda archs: fresh.extend(a.id for a in archs) or fit.evaluate(archs))
+        reused = [t for t in second.trials if t["strategy"] == REUSED]
+        best_known = sorted(t["loss"] for t in first.trials)[:6]
+        assert sorted(t["loss"] for t in reused) == best_known and over.id not in {t["arch_id"] for t in reused}
+        assert [t["number"] for t in reused] == list(range(6))  # recorded first
+        assert len(fresh) == 16 and not set(fresh) & {t["arch_id"] for t in reused}  # iterations: new archs only
+        assert second.best["loss"] <= best_known[0]
+
+    def test_larger_budget_never_answers_worse_after_a_smaller_one(self, strategy: str, tmp_path: Path) -> None:
+        from nas.search.scores import ScoreBook
+        fit = FIT["lm-shakespeare"]
+        book = ScoreBook(tmp_path / "scores.jsonl")
+        best = []
+        for k, budget in enumerate(fit.budget * f for f in (0.6, 0.8, 1.0, 1.3)):
+            res = run_search(LM, strategy, evaluate=book.wrap(fit.evaluate), latency=fit.latency, budget_s=budget,
+                             iterations=12, batch=4, run_dir=tmp_path / f"b{k}", seed=k, options=SMALL[strategy],
+                             known=book.items())
+            best.append(res.best["loss"])
+        assert best == sorted(best, reverse=True)
+
+    def test_resume_replays_the_reused_start(self, strategy: str, tmp_path: Path) -> None:
+        fit, count = FIT["lm-shakespeare"], [0]
+        known = [(Arch.from_json(t["arch"]), t["loss"]) for t in search(strategy, tmp_path / "first").trials]
+
+        def dies_at_9(archs: list[Arch]) -> list[float]:
+            if count[0] < 9 <= count[0] + len(archs):
+                raise RuntimeError("killed")
+            count[0] += len(archs)
+            return fit.evaluate(archs)
+
+        with pytest.raises(RuntimeError):
+            search(strategy, tmp_path / "run", seed=5, known=known, known_limit=5, evaluate=dies_at_9)
+        resumed = search(strategy, tmp_path / "run", seed=5, known=[], known_limit=5)
+        assert sum(t["strategy"] == REUSED for t in resumed.trials) == 5 and len(resumed.trials) == 25
+        if strategy not in OPTUNA_DRIVEN:
+            whole = search(strategy, tmp_path / "whole", seed=5, known=known, known_limit=5)
+            assert [t["arch_id"] for t in resumed.trials] == [t["arch_id"] for t in whole.trials]
+
 
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     search("random", tmp_path, iterations=4)

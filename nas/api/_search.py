@@ -74,6 +74,7 @@ class SearchPlan:
     model: Any = None  # latency.model.LatencyModel
     calibrate: bool = True  # time the reference arch now, on a measured device that is this machine
     full_space: SearchSpace | None = None  # the space before restricting it to the device's precisions
+    reuse: bool = True  # start from (and never re-score) archs that earlier searches scored with this supernet
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,11 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
                 options: dict[str, Any] | None = None, seed: int = 0, workload: str | Workload | None = None,
                 eval_batches: int = 4, workers: int = 0, ray_address: str | None = None,
                 out: str | Path | None = None, device: str = "auto", precision: str | None = None,
-                confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True) -> SearchPlan:
+                confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True, reuse: bool = True) -> SearchPlan:
     """Checks a search request; raises a UserError (one line) for the first thing wrong.
-    `budget`: a duration string ("20ms") or seconds; `device`/`precision`: where the fitness runs."""
+    `budget`: a duration string ("20ms") or seconds; `device`/`precision`: where the fitness runs;
+    `reuse`: start from the archs earlier searches scored with the same supernet and settings
+    (nas.search.scores), which also never scores an arch twice."""
     from nas.ray_adapter import check_address
     from nas.search import check_reachable, parse_duration, resolve_options, strategy_class
     from nas.search.driver import run_settings
@@ -142,14 +145,15 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
                             f"{choice.folder.resolve()}; resume with --supernet {previous.supernet} or use another --out")
     return SearchPlan(hw, space, w, budget_s, budget_text, strategy, opts, iterations, seed, eval_batches, workers,
                       ray_address, run_dir, choice, latency, model.source, recorded,
-                      str(dev) if dev is not None else device, prec, confidence, bound, model, calibrate, full)
+                      str(dev) if dev is not None else device, prec, confidence, bound, model, calibrate, full,
+                      bool(reuse))
 
 
 def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                        evaluate: Callable[[list[Arch]], list[float]] | None = None) -> SearchOutcome:
     """Carries out a plan. `evaluate` (archs -> losses) replaces the supernet's scorer (tests, or
     a fitness of your own)."""
-    from nas.search import run_search
+    from nas.search import REUSED, run_search
     from nas.search.report import SearchRun, feasible, write_run
     from latency.model import calibrate, far_from_dataset
     p = as_progress(progress)
@@ -171,6 +175,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     for note in notes:
         p.note(note)
     close = lambda: None  # noqa: E731
+    known: list = []
     if evaluate is None:
         if plan.workers or plan.ray_address:
             from nas.ray_adapter import RayEvaluatorPool
@@ -181,15 +186,23 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
         else:
             evaluate = supernet_evaluator(folder, plan.eval_batches, device=plan.device,
                                           precision=plan.precision).losses
+        if plan.reuse:
+            book = score_book(plan, folder)
+            evaluate, known = book.wrap(evaluate), book.items()
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with p.task("search", plan.iterations, unit="arch") as bar:
             result = run_search(plan.space, plan.strategy, evaluate=evaluate, latency=plan.latency,
                                 budget_s=plan.budget_s, iterations=plan.iterations, batch=8, run_dir=plan.run_dir,
                                 seed=plan.seed, options=plan.options, hardware=hw.name, bound=plan.bound,
-                                progress=lambda done, best: bar.update(done, f"best loss {best:.4f}" if best else ""))
+                                progress=lambda done, best: bar.update(done, f"best loss {best:.4f}" if best else ""),
+                                known=known)
     finally:
         close()
+    reused = sum(t["strategy"] == REUSED for t in result.trials)
+    if reused:
+        notes.append(f"started from {reused} archs within the budget that earlier searches scored with this "
+                     f"supernet (strategy `{REUSED}` in trials.csv); search afresh with --no-reuse")
     ranking = tuple(feasible(result.trials, plan.budget_s))
     spread = analytic_spread(plan, result.trials, ranking) if plan.model.source == "analytic" else {}
     if spread:
@@ -199,9 +212,20 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                        latency_source=plan.latency_source, strategy=plan.strategy, seed=plan.seed,
                        iterations=plan.iterations, supernet=str(Path(folder).resolve()), eval_batches=plan.eval_batches,
                        options=plan.options, confidence=plan.confidence, calibration=dict(plan.model.calibration),
-                       analytic_range=spread)
+                       analytic_range=spread, reused=reused)
     record = write_run(plan.run_dir, result.trials, record)
     return SearchOutcome(plan.run_dir, record, result.trials, ranking, tuple(notes))
+
+
+def score_book(plan: SearchPlan, folder: str | Path):
+    """The book of losses this search's scorer gave before: same supernet weights (by content),
+    split, batches, device kind and precision."""
+    from nas.search.scores import ScoreBook, scorer_key
+    from supernet.checkpoint import checkpoint_path, read_record
+    device = plan.device if plan.ray_address is None else f"ray:{plan.device}"
+    key = scorer_key(checkpoint_path(folder), split="val", batches=plan.eval_batches,
+                     data=read_record(folder).data, device=device.split(":")[0], precision=plan.precision)
+    return ScoreBook.for_scorer(key)
 
 
 def analytic_spread(plan: SearchPlan, trials, ranking) -> dict[str, Any]:
@@ -246,12 +270,13 @@ def search(hardware: str | Any, budget: str | float, *, space: str | Path | Sear
            workload: str | Workload | None = None, eval_batches: int = 4, workers: int = 0,
            ray_address: str | None = None, out: str | Path | None = None, device: str = "auto",
            precision: str | None = None, confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True,
-           progress: Progress | bool = True) -> SearchOutcome:
+           reuse: bool = True, progress: Progress | bool = True) -> SearchOutcome:
     """The most accurate arch of `space` within `budget` on `hardware`: validation loss with
     inherited supernet weights, latency from the hardware's predictor. Resumes `out` when it holds
     this search already. See `plan_search` for what is checked first."""
     plan = plan_search(hardware, budget, space=space, supernet=supernet, strategy=strategy, iterations=iterations,
                        population=population, options=options, seed=seed, workload=workload,
                        eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
-                       device=device, precision=precision, confidence=confidence, calibrate=calibrate)
+                       device=device, precision=precision, confidence=confidence, calibrate=calibrate,
+                       reuse=reuse)
     return run_planned_search(plan, progress)

@@ -42,14 +42,18 @@ from space.errors import UserError
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
               help="On the measured device itself, time the reference arch first and rescale predictions to "
                    "today's wall clock.")
+@click.option("--reuse/--no-reuse", default=True, show_default=True,
+              help="Start from the archs earlier searches scored with this supernet (kept in $HWNAS_HOME/scores) "
+                   "and never score one twice; --no-reuse searches afresh.")
 @device_options
 def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
-               eval_batches, workers, ray_address, out, confidence, calibrate, device, precision):
+               eval_batches, workers, ray_address, out, confidence, calibrate, reuse, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
     plan = api.plan_search(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
                            iterations=iterations, population=population, seed=seed, workload=workload,
                            eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
-                           device=device, precision=precision, confidence=confidence, calibrate=calibrate)
+                           device=device, precision=precision, confidence=confidence, calibrate=calibrate,
+                           reuse=reuse)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
     for note in outcome.notes:

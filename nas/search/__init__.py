@@ -3,7 +3,7 @@ the Optuna journal that records every trial (for optuna-dashboard).
 
     from nas.search import run_search, make_searcher, STRATEGIES, parse_duration
 """
-from nas.search.base import (STRATEGIES, InfeasibleBudget, Result, SearchOptions, Searcher, make_searcher,
+from nas.search.base import (REUSED, STRATEGIES, InfeasibleBudget, Result, SearchOptions, Searcher, make_searcher,
                              resolve_options, strategy_class)
 from nas.search.budget import format_duration, parse_duration
 
@@ -11,6 +11,6 @@ from nas.search.budget import format_duration, parse_duration
 from nas.search import random_search, evolution, hat, tpe, nsga2  # noqa: E402,F401  isort: skip
 from nas.search.driver import SearchResult, check_reachable, run_search  # noqa: E402
 
-__all__ = ["STRATEGIES", "InfeasibleBudget", "Result", "SearchOptions", "Searcher", "make_searcher",
+__all__ = ["REUSED", "STRATEGIES", "InfeasibleBudget", "Result", "SearchOptions", "Searcher", "make_searcher",
            "resolve_options", "strategy_class", "format_duration", "parse_duration", "SearchResult",
            "check_reachable", "run_search"]

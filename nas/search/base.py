@@ -22,6 +22,7 @@ from space.errors import UserError
 from space.registry import Registry
 
 Feasible = Callable[[Arch], bool]
+REUSED = "reused"  # the strategy recorded for results scored before a search (see tell_known)
 
 
 class InfeasibleBudget(UserError):
@@ -85,6 +86,12 @@ class Searcher(ABC):
             self._told_ids.add(arch.id)
             self._seen.add(arch.id)
             self.told.append(Result(arch, loss, latency))
+
+    def tell_known(self, archs: Sequence[Arch], losses: Sequence[float], latencies: Sequence[float],
+                   attrs: Sequence[dict[str, Any]] | None = None) -> None:
+        """Results scored before this search (never proposed by it) to start from; the driver
+        records them as REUSED trials unless the strategy records its own. Default: `tell`."""
+        self.tell(archs, losses, latencies, attrs)
 
     # ---- helpers for strategies ---------------------------------------------------------------
     def _rng(self, *key: object) -> random.Random:

@@ -13,13 +13,13 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from space import Arch, SearchSpace, make_rng
 from space.errors import UserError
 
 from nas.search import study as rec
-from nas.search.base import InfeasibleBudget, make_searcher, resolve_options, strategy_class
+from nas.search.base import REUSED, InfeasibleBudget, make_searcher, resolve_options, strategy_class
 from nas.search.budget import format_duration
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 Batch = Callable[[list[Arch]], list[float]]
+KNOWN_LIMIT = 50  # the best archs already scored within the budget that a new search starts from
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def check_reachable(space: SearchSpace, latency: Batch, budget_s: float, seed: i
 def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: Batch, budget_s: float,
                iterations: int, batch: int, run_dir: Path, seed: int, options: dict[str, Any] | None = None,
                progress: Callable[[int, float | None], None] | None = None, hardware: str = "",
-               bound: Batch | None = None) -> SearchResult:
+               bound: Batch | None = None, known: Sequence[tuple[Arch, float]] = (),
+               known_limit: int = KNOWN_LIMIT) -> SearchResult:
     """Evaluates `iterations` archs within the latency budget (resuming `run_dir`).
 
     evaluate: archs -> validation losses (math.inf: failed), one call per batch.
@@ -69,6 +71,10 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     the predictions themselves); both are recorded with every trial.
     progress: called as progress(evaluated, best loss so far or None) after every batch.
     hardware: the device's name, for the message when no arch fits the budget.
+    known: (arch, loss) scored before with the same fitness (scores.ScoreBook). A new run starts
+    from the best `known_limit` of them within the budget: they are recorded first, as trials of
+    strategy "reused", and told to the strategy, so the answer is never worse than the best of them;
+    they do not count toward `iterations`.
     """
     for name, value in (("iterations", iterations), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -98,7 +104,17 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     if done and not cls.records_own_trials:
         archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
         searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done])
-    count = len(done)
+    if not done and known:  # a new run: start from what earlier searches scored within this budget
+        start = [(a, float(v)) for a, v in known if math.isfinite(v) and space.contains(a)]
+        start = sorted((p for p in start if predict(p[0])[1] <= budget_s), key=lambda p: (p[1], p[0].id))[:known_limit]
+        if start:
+            archs, losses = [a for a, _ in start], [v for _, v in start]
+            lats = [latency_of(a) for a in archs]
+            searcher.tell_known(archs, losses, lats, [{"latency_bound_s": predict(a)[1]} for a in archs])
+            if not cls.records_own_trials:
+                for arch, loss, lat in zip(archs, losses, lats):
+                    rec.record(study, space, arch, loss, lat, REUSED, bound_s=predict(arch)[1])
+    count = sum(t.user_attrs.get("strategy") != REUSED for t in rec.evaluated(study))
     try:
         while count < iterations:
             archs = searcher.ask(min(batch, iterations - count))

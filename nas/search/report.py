@@ -23,7 +23,7 @@ from space.record import Record
 @dataclass(frozen=True)
 class SearchRun(Record):
     FORMAT = "hwnas-search-run"
-    VERSION = 1
+    VERSION = 2  # 2: `reused`
     WHAT = "search run record"
     HINT = "run `nas search` to make one"
 
@@ -44,6 +44,11 @@ class SearchRun(Record):
     confidence: float = 0.5  # an arch is within the budget when its latency's bound at this confidence is
     calibration: dict[str, Any] = field(default_factory=dict)  # the reference arch timed now: today's scale
     analytic_range: dict[str, Any] = field(default_factory=dict)  # analytic models: the best arch at either end
+    reused: int = 0  # trials taken from earlier searches' scores of the same supernet (strategy "reused")
+
+    @classmethod
+    def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
+        return body  # version 1 lacks only `reused` (none were)
 
 
 def finite(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,108 @@
+"""Scores that outlive a search: every arch a search scores with a supernet, kept per scorer.
+
+An arch's fitness (its validation loss with inherited weights) is a pure function of the supernet's
+weights and of the windows it is scored on, so a budget sweep, or the same search again with another
+seed or strategy, need not score an arch twice. Each scorer (the supernet file's digest, the data
+split and batches, the device kind and the evaluation precision) has one append-only JSON-lines
+file, `$HWNAS_HOME/scores/KEY.jsonl`; a line is written with one `write` call on a file opened for
+appending, so a killed search, or two searches at once, lose at most their own last line (a torn
+line is skipped when read).
+
+Reuse also makes the answers of one supernet consistent across budgets: a search starts from the
+best archs already scored within its budget (see driver.run_search `known`), so a larger budget
+never returns a worse arch than a smaller budget's search found before it with the same latency
+predictions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+from space import Arch
+
+SCORES_VERSION = 1  # bump when the evaluation itself changes: older scores are then not reused
+Batch = Callable[[list[Arch]], list[float]]
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def scorer_key(weights: str | Path, **settings: object) -> str:
+    """The name of a scorer's score file: the weights' content digest and every setting that
+    changes a loss (split, batches, data, device kind, precision)."""
+    text = json.dumps({"v": SCORES_VERSION, "weights": file_digest(weights), **settings}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def scores_root() -> Path:
+    from latency.store import store_root
+    return store_root() / "scores"
+
+
+class ScoreBook:
+    """arch id -> (arch, loss) of one scorer, backed by its JSON-lines file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._scores: dict[str, tuple[Arch, float]] = {}
+        self.reused = 0  # losses answered from the book instead of scored (this process)
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    d = json.loads(line)
+                    arch = Arch.from_json(d["arch"])
+                    loss = float(d["loss"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line, or an arch this hwnas no longer reads
+                if arch.id == d.get("id") and math.isfinite(loss):
+                    self._scores[arch.id] = (arch, loss)
+
+    @classmethod
+    def for_scorer(cls, key: str, root: Path | None = None) -> "ScoreBook":
+        return cls((root or scores_root()) / f"{key}.jsonl")
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def get(self, arch: Arch) -> float | None:
+        hit = self._scores.get(arch.id)
+        return None if hit is None else hit[1]
+
+    def add(self, archs: Sequence[Arch], losses: Sequence[float]) -> None:
+        """Keeps the finite losses (a failed evaluation may be transient: it is scored again)."""
+        lines = []
+        for arch, loss in zip(archs, losses):
+            if math.isfinite(loss) and arch.id not in self._scores:
+                self._scores[arch.id] = (arch, float(loss))
+                lines.append(json.dumps({"id": arch.id, "loss": float(loss), "arch": arch.to_json()}) + "\n")
+        if lines:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, "".join(lines).encode())
+            finally:
+                os.close(fd)
+
+    def items(self) -> list[tuple[Arch, float]]:
+        """Every (arch, loss) kept, best first."""
+        return sorted(self._scores.values(), key=lambda p: (p[1], p[0].id))
+
+    def wrap(self, evaluate: Batch) -> Batch:
+        """`evaluate` that scores only the archs not in the book (one batched call) and keeps them."""
+        def losses(archs: list[Arch]) -> list[float]:
+            todo = [a for a in archs if a.id not in self._scores]
+            got = dict(zip((a.id for a in todo), evaluate(todo))) if todo else {}
+            self.add(todo, [float(got[a.id]) for a in todo])
+            self.reused += len(archs) - len(todo)
+            return [float(got[a.id]) if a.id in got else self._scores[a.id][1] for a in archs]
+        return losses
