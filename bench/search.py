@@ -9,7 +9,10 @@ batch of candidates serially against 2 Ray actors, interleaved rounds, medians.
     python bench/search.py --budget 45ms --iterations 240 --seeds 0 1 2 3 4 --out bench/results/search
 Results: search.json, search.png in --out; figures go to docs/benchmarks.md. Besides the curves:
 how many evaluations tournament evolution needs to reach random search's final best loss (per
-seed, then the mean), and, over --sweep budgets, whether a larger budget ever returns a worse arch.
+seed, then the mean), and, over --sweep budgets (smallest first), whether a larger budget ever
+returns a worse arch: once with independent searches, once as `nas search` runs them, reusing the
+scores of the searches before (nas.search.scores; one score book per seed).
+`--parts` runs some of strategies / sweep / ray and keeps the others' results from search.json.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from latency.model import latency_model  # noqa: E402
 from nas.search import parse_duration, run_search  # noqa: E402
 from nas.api import supernet_evaluator  # noqa: E402
 from space import load_space  # noqa: E402
+from space._io import atomic_write_text  # noqa: E402
 
 STRATEGIES = ["random", "evolution", "hat", "tpe", "nsga2"]
 
@@ -89,6 +93,7 @@ def main() -> None:
     ap.add_argument("--sweep-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--sweep", nargs="*", default=["30ms", "40ms", "50ms", "60ms", "75ms", "90ms"],
                     help="budgets searched by tournament evolution (every seed) to check monotonicity")
+    ap.add_argument("--parts", nargs="+", default=["strategies", "sweep", "ray"], choices=["strategies", "sweep", "ray"])
     ap.add_argument("--out", default="bench/results/search")
     args = ap.parse_args()
     out = Path(args.out)
@@ -108,6 +113,43 @@ def main() -> None:
     def bound(archs):
         return [float(s) for s in lat.bound(archs, 0.9)]
 
+    path = out / "search.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.update(latency_source=lat.source)
+    for part in args.parts:
+        results[f"args_{part}"] = vars(args)  # each part's figures with the command that made them
+    results.pop("args", None)
+    if "strategies" in args.parts:
+        results["budget_s"] = budget_s
+        results.update(compare_strategies(args, space, ev, latency, bound, budget_s, hw.name))
+    if "sweep" in args.parts:
+        for stale in ("sweep", "sweep_larger_budget_worse"):  # an earlier version's one-mode sweep
+            results.pop(stale, None)
+        results.update(budget_sweep(args, space, ev, latency, bound, hw.name))
+    if "ray" in args.parts:
+        from space import make_rng
+        rng = make_rng(123)
+        results["ray"] = ray_throughput(args.supernet, [space.sample(rng) for _ in range(args.ray_archs)],
+                                        args.eval_batches, rounds=4)
+    atomic_write_text(path, json.dumps(results, indent=2))
+    if "strategies" in args.parts:
+        summary = results["summary"]
+        plot(summary, args, out / "search.png")
+        print("| strategy | best loss at end (mean ± sd) | hypervolume at end (mean) | best loss after 40 |")
+        print("|---|---|---|---|")
+        for s, v in summary.items():
+            print(f"| {s} | {np.mean(v['final_best']):.4f} ± {np.std(v['final_best']):.4f} | "
+                  f"{np.mean(v['final_hv']) * 1e3:.3f} | {v['best_mean'][min(39, len(v['best_mean']) - 1)]:.4f} |")
+        print("evolution reaches random's final best after", json.dumps(results["evolution_reaches_random"]))
+    if "ray" in args.parts:
+        print(json.dumps(results["ray"], indent=2))
+    if "sweep" in args.parts:
+        for mode in ("independent", "reused"):
+            print(f"sweep, {mode} (best loss per seed):", json.dumps(results["sweeps"][mode]["best"]),
+                  "larger budget worse:", results["sweeps"][mode]["larger_budget_worse"])
+
+
+def compare_strategies(args, space, ev, latency, bound, budget_s, hw_name) -> dict:
     strategies = list(dict.fromkeys(["random", "evolution", *args.strategies]))
     runs: dict[str, list[list[dict]]] = {s: [] for s in strategies}
     t0 = time.time()
@@ -116,10 +158,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 res = run_search(space, strategy, evaluate=ev.losses, latency=latency, bound=bound, budget_s=budget_s,
                                  iterations=args.iterations, batch=8, run_dir=Path(tmp), seed=seed,
-                                 options={"population": 30, "sample_size": 8} if strategy == "evolution" else
-                                 {"population": 30, "parents": 6, "mutations": 12, "crossovers": 12}
-                                 if strategy == "hat" else {"population_size": 24} if strategy == "nsga2" else {},
-                                 hardware=hw.name)
+                                 options=OPTIONS.get(strategy, {}), hardware=hw_name)
             runs[strategy].append([{"loss": t["loss"], "latency_s": t["latency_bound_s"]} for t in res.trials])
             print(f"seed {seed} {strategy}: best {min(t['loss'] for t in res.trials if t['latency_s'] <= budget_s):.4f}",
                   flush=True)
@@ -141,35 +180,42 @@ def main() -> None:
     done = [r for r in reach if r is not None]
     reach_summary = {"per_seed": reach, "mean": float(np.mean(done)) if done else None,
                      "fraction_of_budget": float(np.mean(done)) / args.iterations if done else None}
-    sweep = {}
-    for b in args.sweep:
-        sweep[b] = []
+    return {"reference_point": ref, "summary": summary, "search_seconds": time.time() - t0,
+            "evolution_reaches_random": reach_summary}
+
+
+def budget_sweep(args, space, ev, latency, bound, hw_name) -> dict:
+    """Tournament evolution at every --sweep budget, smallest first, per seed: independent searches,
+    then searches that reuse the scores of the ones before (as `nas search` does by default)."""
+    from nas.search import REUSED
+    from nas.search.scores import ScoreBook
+    budgets = sorted(args.sweep, key=parse_duration)
+    sweeps = {}
+    for mode in ("independent", "reused"):
+        best = {b: [] for b in budgets}
+        picked = {b: [] for b in budgets}
         for seed in args.sweep_seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                res = run_search(space, "evolution", evaluate=ev.losses, latency=latency, bound=bound,
-                                 budget_s=parse_duration(b), iterations=args.iterations, batch=8, run_dir=Path(tmp),
-                                 seed=seed, options={"population": 30, "sample_size": 8}, hardware=hw.name)
-            sweep[b].append(res.best["loss"])
-        print(f"sweep {b}: {sweep[b]}", flush=True)
-    worse = [(a, b, s) for a, b in zip(args.sweep, args.sweep[1:]) for s, (x, y) in
-             enumerate(zip(sweep[a], sweep[b])) if y > x + 1e-12]
-    results = {"args": vars(args), "budget_s": budget_s, "latency_source": lat.source, "reference_point": ref,
-               "summary": summary, "search_seconds": time.time() - t0, "evolution_reaches_random": reach_summary,
-               "sweep": sweep, "sweep_larger_budget_worse": worse}
-    from space import make_rng
-    rng = make_rng(123)
-    results["ray"] = ray_throughput(args.supernet, [space.sample(rng) for _ in range(args.ray_archs)],
-                                    args.eval_batches, rounds=4)
-    (out / "search.json").write_text(json.dumps(results, indent=2))
-    plot(summary, args, out / "search.png")
-    print("| strategy | best loss at end (mean ± sd) | hypervolume at end (mean) | best loss after 40 |")
-    print("|---|---|---|---|")
-    for s, v in summary.items():
-        print(f"| {s} | {np.mean(v['final_best']):.4f} ± {np.std(v['final_best']):.4f} | "
-              f"{np.mean(v['final_hv']) * 1e3:.3f} | {v['best_mean'][min(39, len(v['best_mean']) - 1)]:.4f} |")
-    print(json.dumps(results["ray"], indent=2))
-    print("evolution reaches random's final best after", json.dumps(reach_summary))
-    print("sweep (best loss per seed):", json.dumps(sweep), "larger budget worse:", worse)
+                book = ScoreBook(Path(tmp) / "scores.jsonl")
+                for b in budgets:
+                    res = run_search(space, "evolution", evaluate=book.wrap(ev.losses) if mode == "reused" else ev.losses,
+                                     latency=latency, bound=bound, budget_s=parse_duration(b), iterations=args.iterations,
+                                     batch=8, run_dir=Path(tmp) / b, seed=seed, options=OPTIONS["evolution"],
+                                     hardware=hw_name, known=book.items() if mode == "reused" else ())
+                    best[b].append(res.best["loss"])
+                    picked[b].append({"arch_id": res.best["arch_id"], "latency_s": res.best["latency_s"],
+                                      "bound_s": res.best["latency_bound_s"],
+                                      "reused": res.best["strategy"] == REUSED})
+            print(f"sweep {mode} seed {seed}: " + ", ".join(f"{b} {best[b][-1]:.4f}" for b in budgets), flush=True)
+        worse = [(a, b, s) for a, b in zip(budgets, budgets[1:]) for s, (x, y) in
+                 enumerate(zip(best[a], best[b])) if y > x + 1e-12]
+        sweeps[mode] = {"best": best, "picked": picked, "larger_budget_worse": worse}
+    return {"sweeps": sweeps}
+
+
+OPTIONS = {"evolution": {"population": 30, "sample_size": 8},
+           "hat": {"population": 30, "parents": 6, "mutations": 12, "crossovers": 12},
+           "nsga2": {"population_size": 24}}
 
 
 def plot(summary, args, path: Path) -> None:

@@ -16,7 +16,7 @@ from space.errors import UserError
 
 KINDS = ("cpu", "gpu")
 _KEYS = ("name", "description", "kind", "device", "dtype", "precisions", "threads", "peak_flops", "memory_bandwidth",
-         "op_overhead", "efficiency", "sources", "measured")
+         "op_overhead", "efficiency", "sources", "measured", "cpu")
 ENDS = ("fast", "point", "slow")  # the ends of a profile's constants: best case, estimate, worst case
 
 
@@ -44,6 +44,7 @@ class Hardware:
     op_overhead_range: tuple[float, float] | None = None  # (low, high) seconds, when op_overhead is an estimate
     efficiency: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # flops|bandwidth -> (low, point, high)
     precisions: tuple[str, ...] = ("fp32",)  # the numeric precisions models run at on this device (space/arch.py)
+    cpu: dict[str, Any] = field(default_factory=dict)  # the measured CPU's vendor, family, model (/proc/cpuinfo)
 
     @property
     def peak(self) -> float:
@@ -71,6 +72,8 @@ class Hardware:
                                 "high": self.op_overhead_range[1]}
         d.pop("op_overhead_range")
         d["precisions"] = list(self.precisions)
+        if not self.cpu:
+            d.pop("cpu")
         if self.efficiency:
             d["efficiency"] = {k: {"low": lo, "value": pt, "high": hi} for k, (lo, pt, hi) in self.efficiency.items()}
         else:
@@ -118,13 +121,17 @@ def hardware_from_dict(d: Any, where: str) -> Hardware:
         if not 0 < low <= point <= high <= 1:
             raise HardwareError(f"{where}.efficiency.{what}: need 0 < low <= value <= high <= 1 (fractions of peak)")
         efficiency[what] = (low, point, high)
+    cpu = check_keys(d.get("cpu") or {}, f"{where}.cpu", ("vendor", "family", "model"), error=HardwareError)
+    for key in ("family", "model"):
+        if key in cpu and (isinstance(cpu[key], bool) or not isinstance(cpu[key], int)):
+            raise HardwareError(f"{where}.cpu.{key}={cpu[key]!r} must be an integer (as /proc/cpuinfo gives it)")
     return Hardware(name=str(d["name"]), description=str(d.get("description", "")), kind=d["kind"],
                     device=d["device"], peak_flops=peaks,
                     memory_bandwidth=_positive(d["memory_bandwidth"], f"{where}.memory_bandwidth"),
                     op_overhead=overhead, dtype=dtype, threads=threads,
                     sources=tuple(str(s) for s in d.get("sources", ())), measured=dict(d.get("measured") or {}),
                     op_overhead_range=overhead_range if isinstance(d["op_overhead"], dict) else None,
-                    efficiency=efficiency, precisions=tuple(precisions))
+                    efficiency=efficiency, precisions=tuple(precisions), cpu=dict(cpu))
 
 
 def _ranged(value: Any, where: str) -> tuple[float, tuple[float, float]]:

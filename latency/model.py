@@ -121,8 +121,8 @@ def space_for(arch: Arch) -> SearchSpace:
 # ---- today's wall clock ------------------------------------------------------------------------------
 
 def device_present(model: LatencyModel) -> bool:
-    """Whether this machine is the device the model's dataset was measured on (same CPU model and
-    thread count, or the same GPU)."""
+    """Whether this machine is the device the model's dataset was measured on (the same CPU model
+    name, and vendor, family and model numbers where the profile records them; or the same GPU)."""
     if model.bundle is None:
         return False
     from latency.runner import cpu_model
@@ -130,7 +130,24 @@ def device_present(model: LatencyModel) -> bool:
     if model.hardware.device == "cuda":
         import torch
         return torch.cuda.is_available() and ds.get("device_name") == torch.cuda.get_device_name()
-    return ds.get("cpu_model") == cpu_model()
+    return ds.get("cpu_model") == cpu_model() and not other_cpu(model)
+
+
+def other_cpu(model: LatencyModel) -> str:
+    """When this machine's CPU has the model name the dataset was measured on but another vendor,
+    family or model number than the profile records: how it differs ('' otherwise)."""
+    from latency.runner import cpu_identity, cpu_model
+    hardware = model.hardware
+    if hardware.device != "cpu" or not hardware.cpu or model.bundle is None:
+        return ""
+    if model.bundle.dataset.get("cpu_model") != cpu_model():
+        return ""  # plainly another machine: searching for a device one is not on is the usual case
+    here = cpu_identity()
+    diff = {k: (v, here.get(k)) for k, v in hardware.cpu.items() if k in here and here[k] != v}
+    if not diff:
+        return ""
+    return (f"this machine's CPU is {', '.join(f'{k} {here[k]}' for k in diff)}, not the {', '.join(f'{k} {v}' for k, (v, _) in diff.items())} "
+            f"that {hardware.name} was measured on")
 
 
 def calibrate(model: LatencyModel, rounds: int = 7, bursts: int = 3, gap_s: float = 0.5) -> dict:
@@ -171,4 +188,5 @@ def far_from_dataset(scale: float) -> bool:
 
 
 __all__ = ["DEFAULT_CONFIDENCE", "LatencyModel", "calibrate", "device_present", "far_from_dataset", "latency_model",
+           "other_cpu",
            "predictor_status", "space_for", "z_of"]

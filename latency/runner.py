@@ -89,6 +89,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_identity() -> dict[str, Any]:
+    """This CPU's vendor, family and model numbers: a virtual machine's model name alone ("AMD
+    EPYC") is shared by generations that time differently (Zen 1 is family 23, Zen 3 family 25)."""
+    ident: dict[str, Any] = {}
+    keys = {"vendor_id": "vendor", "cpu family": "family", "model": "model"}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                name = keys.get(key.strip())
+                if name and name not in ident:
+                    value = value.strip()
+                    ident[name] = int(value) if value.isdigit() else value
+                if not line.strip() and ident:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    return ident
+
+
 def device_metadata(device: str) -> dict[str, Any]:
     """Recorded with every row: what was measured where."""
     meta = {"device": device, "cpu_model": cpu_model(), "cpus": os.cpu_count(), "threads": torch.get_num_threads(),

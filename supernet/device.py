@@ -62,6 +62,35 @@ def resolve_precision(spec: str | None, device: torch.device) -> str:
     return spec
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux reports them (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+# Native half-precision matmul on x86 CPUs; without them autocast runs bf16/fp16 through conversions
+_NATIVE = {"bf16": {"avx512_bf16", "amx_bf16"}, "fp16": {"avx512_fp16", "amx_fp16"}}
+
+
+def slow_precision_note(device: torch.device, precision: str, flags: set[str] | None = None) -> str | None:
+    """A warning when `precision` is emulated on this CPU, where it runs far slower than fp32
+    (measured: bf16 autocast trains 28x slower than fp32 on an AVX2-only EPYC, docs/benchmarks.md)."""
+    if device.type != "cpu" or precision not in _NATIVE:
+        return None
+    flags = cpu_flags() if flags is None else flags
+    if not flags or flags & _NATIVE[precision]:
+        return None  # not Linux, or native support: nothing to say
+    return (f"this CPU has no native {precision} instructions ({' or '.join(sorted(_NATIVE[precision]))}); "
+            f"{precision} autocast is emulated and runs many times slower than fp32 (measured 28x on an AVX2 "
+            f"EPYC): --precision fp32 is faster here")
+
+
 def autocast(device: torch.device, precision: str) -> ContextManager[Any]:
     """Autocast of the forward pass to `precision` (nothing for fp32)."""
     if precision == "fp32":

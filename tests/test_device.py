@@ -204,3 +204,15 @@ def test_device_option_on_every_model_command() -> None:
     for command in ("train-supernet", "evaluate", "search", "retrain", "generate", "translate"):
         r = run_nas(Path("."), command, "--help")
         assert "--device" in r.stdout, command
+
+
+def test_emulated_half_precision_on_a_cpu_is_named() -> None:
+    from supernet.device import slow_precision_note
+    cpu = torch.device("cpu")
+    avx2 = {"avx", "avx2", "fma"}
+    note = slow_precision_note(cpu, "bf16", avx2)
+    assert note and "bf16" in note and "--precision fp32" in note and "\n" not in note
+    assert slow_precision_note(cpu, "bf16", avx2 | {"avx512_bf16"}) is None  # native: nothing to say
+    assert slow_precision_note(cpu, "fp16", avx2 | {"avx512_bf16"})  # bf16 support is not fp16 support
+    assert slow_precision_note(cpu, "fp32", avx2) is None
+    assert slow_precision_note(torch.device("meta"), "bf16", avx2) is None  # not a CPU

@@ -155,7 +155,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     a fitness of your own)."""
     from nas.search import REUSED, run_search
     from nas.search.report import SearchRun, feasible, write_run
-    from latency.model import calibrate, far_from_dataset
+    from latency.model import calibrate, far_from_dataset, other_cpu
+    from supernet.device import resolve_device
     p = as_progress(progress)
     hw = plan.hardware
     folder = (prepare_supernet(plan.full_space or plan.space, plan.supernet, p,
@@ -163,6 +164,11 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
               if evaluate is None else plan.supernet.folder)
     notes: list[str] = []
     found = calibrate(plan.model) if plan.calibrate else {}  # after any training: nothing else runs now
+    other = other_cpu(plan.model)
+    if other:
+        notes.append(f"{other}: predictions stay on {hw.name}'s scale, not this machine's wall clock; to search "
+                     f"for this machine, copy its profile under a new name with this CPU's numbers and measure it "
+                     f"(`nas profile --hardware my-cpu.yaml --samples 200`)")
     if found:
         change = "faster" if found["scale"] < 1 else "slower"
         notes.append(f"this machine ran the reference arch in {found['reference_now_s'] * 1e3:.2f} ms now against "
@@ -170,6 +176,10 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                      f"predictions are rescaled to today's wall clock"
                      + ("; a change this large is unusual: check that nothing else is running" if
                         far_from_dataset(found["scale"]) else ""))
+    from supernet.device import slow_precision_note
+    slow = slow_precision_note(resolve_device(plan.device), plan.precision) if not plan.ray_address else None
+    if slow:
+        notes.append(f"scoring candidates: {slow}")
     p.note(f"latency on {hw.name}: {plan.model.describe()}, workload {plan.workload}; an arch is within "
            f"{plan.budget} when its latency's upper bound at {plan.confidence:.0%} confidence is")
     for note in notes:

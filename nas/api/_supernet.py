@@ -153,7 +153,7 @@ def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int
     import torch
     from supernet.checkpoint import read_record as record_of
     from supernet.corpus.tokenizer import tokenizer_from_dict
-    from supernet.device import describe, init_distributed
+    from supernet.device import describe, init_distributed, slow_precision_note
     from supernet.tasks import load_task_data, make_tokenizer
     from supernet.train import Runtime, train_supernet as train
     if threads:
@@ -171,6 +171,9 @@ def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int
     p.note(f"device {describe(device)}, precision {plan.precision}"
            + (f", {dist.world} ranks (DDP)" if dist.active else "")
            + (f"; memory needed per rank about {plan.memory.describe()}" if plan.memory else ""))
+    slow = slow_precision_note(device, plan.precision)
+    if slow:
+        p.note(slow)
     if plan.resume_from:
         p.note(f"resuming the run in {plan.folder} at step {plan.resume_from}/{cfg.steps}")
     meta = {"task": plan.task, "data": plan.data, "tokenizer": tok.to_dict()}

@@ -58,7 +58,8 @@ def hardware_cmd(action: str, name: str | None, space_name: str) -> None:
     hw = info.hardware
     out.print(f"[bold]{hw.name}[/bold]: {hw.description}", highlight=False)
     out.print(f"[bold]latency for {space_name} is predicted by: {info.predictor}[/bold]")
-    out.print(f"kind {hw.kind}, device {hw.device}, dtype {hw.dtype}" + (f", {hw.threads} threads" if hw.threads else ""))
+    out.print(f"kind {hw.kind}, device {hw.device}, dtype {hw.dtype}" + (f", {hw.threads} threads" if hw.threads else "")
+              + (f"; CPU {', '.join(f'{k} {v}' for k, v in hw.cpu.items())}" if hw.cpu else ""), highlight=False)
     for dtype, peak in hw.peak_flops.items():
         out.print(f"  peak {dtype}: {peak / 1e12:.4g} TFLOP/s")
     out.print(f"  memory bandwidth: {hw.memory_bandwidth / 1e9:.4g} GB/s; per-op overhead: {hw.op_overhead * 1e6:.3g} us"
