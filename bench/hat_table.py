@@ -1,20 +1,30 @@
-"""The HAT-style table on this CPU: for several latency budgets, the searched arch after retraining
-beside the largest arch and a hand-designed baseline, all retrained alike: loss on the **test**
-split (and for translation BLEU and chrF on it), measured latency as raw wall clock and on the
-dataset's reference-normalised scale (one interleaved group with the reference arch), parameters.
-The searches select on the validation split, at 90% confidence on the calibrated predictor.
+"""The HAT-style table on this CPU: for several latency budgets, the searched arch beside the largest
+arch and a hand-designed baseline, all retrained alike: loss on the **test** split (and for
+translation BLEU and chrF on it), measured latency as raw wall clock and on the dataset's
+reference-normalised scale (one interleaved group with the reference arch), parameters.
+The searches select on the validation split, at 90% confidence on the calibrated predictor, from the
+smallest budget up, each reusing the scores of the searches before (as `nas search` does).
+
+Two ways to retrain, each arch alike (`--retrain`):
+- `finetune`: from its inherited supernet weights, `--retrain-steps` steps at lr 1e-3;
+- `scratch`: HAT's protocol, from random weights, `--scratch-steps` steps at lr 3e-3 (the ranking
+  benchmark's stand-alone training, bench/ranking.py), so no arch profits from the supernet.
 
     python bench/hat_table.py --supernet configs/supernets/lm-shakespeare --budgets 30ms 40ms 60ms \
         --out bench/results/hat_table
     python bench/hat_table.py --space folio-translation --supernet bench/results/supernet-folio \
-        --budgets 60ms 90ms --out bench/results/hat_table_folio
-Results: hat_table.json in --out; the table goes to docs/benchmarks.md.
+        --budgets 60ms 90ms --retrain finetune --out bench/results/hat_table_folio
+`--stage train` searches and retrains (hours on 1 thread: run it beside other work); `--stage
+measure` times the picks of a finished `train` stage, and needs a quiet machine. Results:
+hat_table.json in --out (written after each arch: a killed run resumes); the table goes to
+docs/benchmarks.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -28,11 +38,12 @@ from latency.hardware import load_hardware  # noqa: E402
 from latency.measure import measure  # noqa: E402
 from latency.model import latency_model  # noqa: E402
 from latency.protocol import TimingProtocol  # noqa: E402
-from nas.api import load_supernet, supernet_evaluator  # noqa: E402
+from nas.api import load_supernet  # noqa: E402
 from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
+from space._io import atomic_write_text  # noqa: E402
 from supernet.config import resolve_config  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
-from supernet.subnet import extract  # noqa: E402
+from supernet.subnet import SubTransformer, extract  # noqa: E402
 from supernet.tasks import evenly_spaced, load_task_data, parallel_corpus  # noqa: E402
 from supernet.train import train_fixed  # noqa: E402
 from supernet.translate import score_translation  # noqa: E402
@@ -52,6 +63,109 @@ def hand_designed(space) -> tuple[str, Arch]:
     return "hand-designed (4x192 softmax)", space.require(arch)
 
 
+def search_picks(args, space, hw) -> dict[str, dict]:
+    """name -> {arch, val loss, predicted, bound}: the largest, the hand-designed one, one per budget."""
+    from nas import api
+    from nas.search import parse_duration
+    hand_name, hand = hand_designed(space)
+    picks = {"largest": {"arch": space.largest().to_dict()}, hand_name: {"arch": hand.to_dict()}}
+    home = os.environ.get("HWNAS_HOME")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["HWNAS_HOME"] = str(Path(tmp) / "home")  # the shipped predictors; a score book of its own
+        try:
+            for b in sorted(args.budgets, key=parse_duration):
+                res = api.search(hw, b, space=space, supernet=args.supernet, iterations=args.iterations,
+                                 out=Path(tmp) / b, options={"population": 40, "sample_size": 10}, progress=False,
+                                 calibrate=not args.no_calibrate)
+                best = res.best
+                picks[f"searched, budget {b}"] = {"arch": res.best_arch.to_dict(), "val_loss_inherited": best["loss"],
+                                                 "predicted_s": best["latency_s"], "bound_s": best["latency_bound_s"],
+                                                 "reused": best["strategy"] == "reused",
+                                                 "calibration": dict(res.record.calibration)}
+                print(f"budget {b}: {res.best_arch.id} ({res.best_arch.precision}) val loss {best['loss']:.4f}", flush=True)
+        finally:
+            if home is None:
+                os.environ.pop("HWNAS_HOME", None)
+            else:
+                os.environ["HWNAS_HOME"] = home
+    return picks
+
+
+def train_stage(args, space, hw, out: Path, result: dict) -> None:
+    sup, record = load_supernet(args.supernet)
+    if "picks" not in result:
+        result["picks"] = search_picks(args, space, hw)
+        save(out, result)
+    translation = space.kind == "encoder-decoder"
+    task = "translation" if translation else "lm"
+    td = load_task_data(record.task, record.data, max_len=space.max_len, seq_len=128,
+                        batch_size=16, eval_batches=None, split="test")  # the whole test split
+    train, test = td.train, td.val  # the held-out batches: the test split here
+    test_pairs = evenly_spaced(parallel_corpus(record.data).test, args.bleu_pairs) if translation else None
+    modes = {"finetune": resolve_config(None, task, steps=args.retrain_steps, seq_len=128, lr=1e-3, warmup=30, seed=0),
+             "scratch": resolve_config(None, task, steps=args.scratch_steps, seq_len=128, lr=3e-3 if not translation
+                                       else 1e-3, warmup=50, seed=0)}
+    for name, row in result["picks"].items():
+        arch = Arch.from_dict(row["arch"])
+        row.update(arch_id=arch.id, params=analytic_cost(arch).params, precision=arch.precision)
+        if "test_loss_inherited" not in row:
+            row["test_loss_inherited"] = Evaluator(extract(sup, arch), test).loss(arch)
+        for mode in args.retrain:
+            if f"test_loss_{mode}" in row:
+                continue  # resumed: done before
+            t = time.time()
+            model = extract(sup, arch) if mode == "finetune" else SubTransformer(arch).reset_parameters(0)
+            train_fixed(model, train, modes[mode])
+            row[f"test_loss_{mode}"] = Evaluator(model, test).loss(arch)
+            row[f"{mode}_config"] = modes[mode].to_dict()
+            row[f"{mode}_seconds"] = time.time() - t
+            if translation:
+                sc = score_translation(arch, model.weights(), test_pairs)
+                row.update({f"bleu_{mode}": sc.bleu, f"chrf_{mode}": sc.chrf, "bleu_pairs": sc.sentences})
+            save(out, result)
+            print(f"{name} {mode}: test loss {row[f'test_loss_{mode}']:.4f} ({row[f'{mode}_seconds']:.0f} s)", flush=True)
+
+
+def measure_stage(args, space, hw, out: Path, result: dict) -> None:
+    """Every pick in one interleaved group with the reference arch (a quiet machine wanted)."""
+    lat = latency_model(hw, space, space.workload)
+    rows = result["picks"]
+    archs = [Arch.from_dict(r["arch"]) for r in rows.values()]
+    torch.set_num_threads(hw.threads or 1)
+    timings = measure(archs, space.workload, hw.name, TimingProtocol(rounds=args.rounds, extra_rounds=8))
+    for (name, row), arch, t in zip(rows.items(), archs, timings):
+        row.update(measured_raw_s=t.raw_s, measured_s=t.seconds, spread=t.spread,
+                   predicted_dataset_s=float(lat.predict([arch])[0][0]))
+    largest = rows["largest"]
+    for row in rows.values():
+        row["speedup_vs_largest"] = largest["measured_raw_s"] / row["measured_raw_s"]  # one group: same moment
+    result.update(latency_source=lat.source, measured_on=timings[0].device_name, measured_rounds=args.rounds)
+    save(out, result)
+
+
+def save(out: Path, result: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "hat_table.json", json.dumps(result, indent=2))
+
+
+def table(result: dict, translation: bool) -> None:
+    rows = result["picks"]
+    modes = [m for m in ("finetune", "scratch") if all(f"test_loss_{m}" in r for r in rows.values())]
+    for mode in modes:
+        largest = rows["largest"][f"test_loss_{mode}"]
+        quality = "BLEU | chrF | test loss" if translation else "test loss | vs largest | ppl"
+        print(f"\nretrained: {mode}")
+        print(f"| arch | {quality} | measured, raw wall clock | dataset scale | speed-up vs largest | params |")
+        print("|---|---|---|---|---|---|---|---|" + ("---|" if translation else ""))
+        for name, r in rows.items():
+            loss = r[f"test_loss_{mode}"]
+            q = (f"{r[f'bleu_{mode}']:.2f} | {r[f'chrf_{mode}']:.2f} | {loss:.4f}" if translation else
+                 f"{loss:.4f} | {loss - largest:+.4f} | {math.exp(loss):.2f}")
+            timing = (f"{r['measured_raw_s'] * 1e3:.1f} ms | {r['measured_s'] * 1e3:.1f} ms | {r['speedup_vs_largest']:.2f}x"
+                      if "measured_raw_s" in r else "- | - | -")
+            print(f"| {name} ({r['precision']}) | {q} | {timing} | {r['params'] / 1e6:.2f}M |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hardware", default="xeon-2vcpu")
@@ -59,67 +173,37 @@ def main() -> None:
     ap.add_argument("--supernet", default="configs/supernets/lm-shakespeare")
     ap.add_argument("--budgets", nargs="+", default=["30ms", "40ms", "60ms"])
     ap.add_argument("--iterations", type=int, default=160)
-    ap.add_argument("--retrain-steps", type=int, default=300)
+    ap.add_argument("--retrain", nargs="+", default=["finetune", "scratch"], choices=["finetune", "scratch"])
+    ap.add_argument("--retrain-steps", type=int, default=300, help="finetune: steps from the inherited weights")
+    ap.add_argument("--scratch-steps", type=int, default=1000, help="scratch: steps from random weights")
     ap.add_argument("--bleu-pairs", type=int, default=1000, help="Translation: test pairs translated (greedy).")
+    ap.add_argument("--no-calibrate", action="store_true",
+                    help="search on the dataset's scale (for a train stage beside other work, which would skew "
+                         "the reference timing)")
+    ap.add_argument("--stage", default="all", choices=["train", "measure", "all"])
+    ap.add_argument("--rounds", type=int, default=9, help="timing rounds of the measure stage")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of the train stage")
     ap.add_argument("--out", default="bench/results/hat_table")
     args = ap.parse_args()
-    torch.set_num_threads(2)
     space, hw = load_space(args.space), load_hardware(args.hardware)
-    lat = latency_model(hw, space, space.workload)
-    sup, record = load_supernet(args.supernet)
-    ev = supernet_evaluator(args.supernet, 2, (sup, record))
-    t0 = time.time()
-    hand_name, hand = hand_designed(space)
-    picks: dict[str, Arch] = {"largest": space.largest(), hand_name: hand}
-    from nas import api
-    for b in args.budgets:
-        with tempfile.TemporaryDirectory() as tmp:
-            res = api.search(hw, b, space=space, supernet=args.supernet, iterations=args.iterations, out=tmp,
-                             options={"population": 40, "sample_size": 10}, progress=False)
-        picks[f"searched, budget {b}"] = res.best_arch
-        print(f"budget {b}: {res.best_arch.id} ({res.best_arch.precision}) val loss {res.best['loss']:.4f}", flush=True)
-    translation = space.kind == "encoder-decoder"
-    cfg = resolve_config(None, "translation" if translation else "lm", steps=args.retrain_steps, seq_len=128,
-                         lr=1e-3, warmup=30, seed=0)
-    td = load_task_data(record.task, record.data, max_len=space.max_len, seq_len=cfg.seq_len,
-                        batch_size=cfg.batch_size, eval_batches=None, split="test")  # the whole test split
-    train, test = td.train, td.val  # the held-out batches: the test split here
-    if translation:
-        test_pairs = evenly_spaced(parallel_corpus(record.data).test, args.bleu_pairs)
-    rows = {}
-    for name, arch in picks.items():
-        model = extract(sup, arch)
-        inherited = Evaluator(model, test).loss(arch)
-        train_fixed(model, train, cfg)
-        rows[name] = {"arch_id": arch.id, "arch": arch.to_dict(), "params": analytic_cost(arch).params,
-                      "test_loss_inherited": inherited, "test_loss_retrained": Evaluator(model, test).loss(arch),
-                      "predicted_s": float(lat.predict([arch])[0][0]), "precision": arch.precision}
-        if translation:
-            sc = score_translation(arch, model.weights(), test_pairs)
-            rows[name].update(bleu=sc.bleu, chrf=sc.chrf, bleu_pairs=sc.sentences)
-        print(name, rows[name]["test_loss_retrained"], rows[name].get("bleu"), flush=True)
-    # measure every pick in one interleaved group with the reference arch (quiet machine wanted)
-    torch.set_num_threads(hw.threads or 1)
-    timings = measure(list(picks.values()), space.workload, hw.name, TimingProtocol(rounds=9, extra_rounds=8))
-    scale = None
-    for (name, row), t in zip(rows.items(), timings):
-        row.update(measured_raw_s=t.raw_s, measured_s=t.seconds, spread=t.spread)
-        scale = t.scale
-    largest = rows["largest"]
-    for row in rows.values():
-        row["speedup_vs_largest"] = largest["measured_raw_s"] / row["measured_raw_s"]  # one group: same moment
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "hat_table.json").write_text(json.dumps({"args": vars(args), "rows": rows, "seconds": time.time() - t0,
-                                                    "latency_source": lat.source, "measured_scale": scale}, indent=2))
-    quality = "BLEU | chrF | test loss" if translation else "test loss (retrained) | ppl"
-    print(f"| arch | {quality} | measured, raw wall clock | dataset scale | predicted | speed-up vs largest | params |")
-    print("|---|---|---|---|---|---|---|---|" + ("---|" if translation else ""))
-    for name, r in rows.items():
-        q = (f"{r['bleu']:.2f} | {r['chrf']:.2f} | {r['test_loss_retrained']:.4f}" if translation else
-             f"{r['test_loss_retrained']:.4f} | {math.exp(r['test_loss_retrained']):.2f}")
-        print(f"| {name} ({r['precision']}) | {q} | {r['measured_raw_s'] * 1e3:.1f} ms | {r['measured_s'] * 1e3:.1f} ms | "
-              f"{r['predicted_s'] * 1e3:.1f} ms | {r['speedup_vs_largest']:.2f}x | {r['params'] / 1e6:.2f}M |")
+    path = out / "hat_table.json"
+    result = json.loads(path.read_text()) if path.is_file() else {}
+    if result.get("args") and {k: result["args"][k] for k in ("hardware", "space", "supernet", "budgets")} != \
+            {k: vars(args)[k] for k in ("hardware", "space", "supernet", "budgets")}:
+        sys.exit(f"{path}: holds a table for other settings ({result['args']}); use another --out")
+    result["args"] = {**result.get("args", {}), **vars(args)}
+    t0 = time.time()
+    if args.stage in ("train", "all"):
+        torch.set_num_threads(args.threads)
+        train_stage(args, space, hw, out, result)
+    if args.stage in ("measure", "all"):
+        if "picks" not in result:
+            sys.exit(f"{path}: no picks to time; run --stage train first")
+        measure_stage(args, space, hw, out, result)
+    result[f"seconds_{args.stage}"] = time.time() - t0
+    save(out, result)
+    table(result, space.kind == "encoder-decoder")
 
 
 if __name__ == "__main__":
