@@ -81,8 +81,11 @@ def standalone(args) -> None:
     train, val, test = test_and_val(args.seq_len)
     path = out / args.file
     done = json.loads(path.read_text()) if path.exists() else {}
-    todo = [(seed, p, a) for seed in args.seeds for p, a in archs if str(seed) not in done.get(a.id, {})
+    trained = merged_standalone(out)  # what any process trained (one file each): never trained again
+    todo = [(seed, p, a) for seed in args.seeds for p, a in archs if str(seed) not in trained.get(a.id, {})
             and (not args.ids or a.id in args.ids)]
+    if args.cheapest_first:  # the most archs with both seeds soonest
+        todo.sort(key=lambda t: analytic_cost(t[2]).flops)
     t0 = time.time()
     for i, (seed, pattern, arch) in enumerate(todo):
         cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
@@ -99,6 +102,15 @@ def standalone(args) -> None:
         print(f"{i + 1}/{len(todo)} seed {seed} {pattern} {arch.id} params {analytic_cost(arch).params / 1e6:.2f}M "
               f"test {row['test']:.4f} ({row['seconds']:.0f} s; eta {rate * (len(todo) - i - 1) / 3600:.1f} h)",
               flush=True)
+
+
+def merged_standalone(out: Path) -> dict:
+    """arch id -> seed -> result, over every standalone*.json in `out` (one file per process)."""
+    alone: dict = {}
+    for f in sorted(out.glob("standalone*.json")):
+        for arch_id, seeds in json.loads(f.read_text()).items():
+            alone.setdefault(arch_id, {}).update(seeds)
+    return alone
 
 
 # Recipes compared at equal compute (TrainConfig fields over the shared base)
@@ -145,10 +157,7 @@ def rank(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     archs = {r["id"]: (r["pattern"], Arch.from_dict(r["arch"])) for r in json.loads((out / "archs.json").read_text())}
-    alone: dict = {}
-    for f in sorted(out.glob("standalone*.json")):  # one file per process that trained some
-        for arch_id, seeds in json.loads(f.read_text()).items():
-            alone.setdefault(arch_id, {}).update(seeds)
+    alone = merged_standalone(out)
     ids = [i for i in archs if len(alone.get(i, {})) >= args.min_seeds]
     twice = [i for i in ids if len(alone[i]) >= 2]
     _, _, test = test_and_val(args.seq_len)
@@ -240,6 +249,7 @@ def main() -> None:
     st.add_argument("--warmup", type=int, default=50)
     st.add_argument("--threads", type=int, default=1)
     st.add_argument("--ids", nargs="*", default=None, help="train only these archs (default: all)")
+    st.add_argument("--cheapest-first", action="store_true", help="train the cheapest (arch, seed) first")
     st.add_argument("--file", default="standalone.json", help="results file in --out (one per process)")
     st.add_argument("--out", default="bench/results/ranking2")
     sn = sub.add_parser("supernets", help="train candidate supernets at equal compute (resumable)")
