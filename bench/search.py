@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--sweep-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--sweep", nargs="*", default=["30ms", "40ms", "50ms", "60ms", "75ms", "90ms"],
                     help="budgets searched by tournament evolution (every seed) to check monotonicity")
+    ap.add_argument("--sweep-modes", nargs="+", default=["independent", "reused"], choices=["independent", "reused"])
     ap.add_argument("--parts", nargs="+", default=["strategies", "sweep", "ray"], choices=["strategies", "sweep", "ray"])
     ap.add_argument("--out", default="bench/results/search")
     args = ap.parse_args()
@@ -123,9 +124,10 @@ def main() -> None:
         results["budget_s"] = budget_s
         results.update(compare_strategies(args, space, ev, latency, bound, budget_s, hw.name))
     if "sweep" in args.parts:
-        for stale in ("sweep", "sweep_larger_budget_worse"):  # an earlier version's one-mode sweep
-            results.pop(stale, None)
-        results.update(budget_sweep(args, space, ev, latency, bound, hw.name))
+        if "sweep" in results:  # an earlier version's sweep: independent searches only
+            results.setdefault("sweeps", {})["independent"] = {"best": results.pop("sweep"),
+                                                               "larger_budget_worse": results.pop("sweep_larger_budget_worse")}
+        results.setdefault("sweeps", {}).update(budget_sweep(args, space, ev, latency, bound, hw.name))
     if "ray" in args.parts:
         from space import make_rng
         rng = make_rng(123)
@@ -144,7 +146,7 @@ def main() -> None:
     if "ray" in args.parts:
         print(json.dumps(results["ray"], indent=2))
     if "sweep" in args.parts:
-        for mode in ("independent", "reused"):
+        for mode in results["sweeps"]:
             print(f"sweep, {mode} (best loss per seed):", json.dumps(results["sweeps"][mode]["best"]),
                   "larger budget worse:", results["sweeps"][mode]["larger_budget_worse"])
 
@@ -191,7 +193,7 @@ def budget_sweep(args, space, ev, latency, bound, hw_name) -> dict:
     from nas.search.scores import ScoreBook
     budgets = sorted(args.sweep, key=parse_duration)
     sweeps = {}
-    for mode in ("independent", "reused"):
+    for mode in args.sweep_modes:
         best = {b: [] for b in budgets}
         picked = {b: [] for b in budgets}
         for seed in args.sweep_seeds:
@@ -210,7 +212,7 @@ def budget_sweep(args, space, ev, latency, bound, hw_name) -> dict:
         worse = [(a, b, s) for a, b in zip(budgets, budgets[1:]) for s, (x, y) in
                  enumerate(zip(best[a], best[b])) if y > x + 1e-12]
         sweeps[mode] = {"best": best, "picked": picked, "larger_budget_worse": worse}
-    return {"sweeps": sweeps}
+    return sweeps
 
 
 OPTIONS = {"evolution": {"population": 30, "sample_size": 8},

@@ -37,7 +37,7 @@ def test_api_walkthrough_runs_as_documented(tmp_path, monkeypatch, capsys) -> No
     out = capsys.readouterr().out
     assert "refused at once: no arch of tiny-lm is predicted within 1 us" in out
     assert (tmp_path / "model" / "config.json").is_file() and (tmp_path / "run" / "run.json").is_file()
-    assert "8 ms: started from" in out
+    assert "archs reused from the 5 ms search" in out
     assert not (tmp_path / "home" / "hardware").exists()  # a profile written to --out leaves the user's store alone
     assert list((tmp_path / "home" / "scores").glob("*.jsonl"))  # what the searches scored is kept
 

@@ -188,23 +188,25 @@ class TestSearcherContract:
 # ---- the driver ---------------------------------------------------------------------------------
 
 class TestReuse:
-    """Starting from archs scored before (nas.search.scores): every strategy, through the driver."""
+    """Archs scored by earlier searches (nas.search.scores) join the answer: every strategy."""
 
-    def test_known_archs_start_the_search_and_bound_its_answer(self, strategy: str, tmp_path: Path) -> None:
+    def test_known_archs_join_the_answer_without_steering_the_search(self, strategy: str, tmp_path: Path) -> None:
         fit = FIT["lm-shakespeare"]
         first = search(strategy, tmp_path / "first", iterations=16)
         known = [(Arch.from_json(t["arch"]), t["loss"]) for t in first.trials]
         over = next(a for a in (LM.sample(s) for s in range(100, 400)) if not fit.feasible(a))
         known.append((over, -100.0))  # over the budget: never reused, however good
-        fresh: list[str] = []
-        second = search(strategy, tmp_path / "second", iterations=16, seed=3, known=known, known_limit=6,
-                        evaluate=lambda archs: fresh.extend(a.id for a in archs) or fit.evaluate(archs))
+        plain = search(strategy, tmp_path / "plain", iterations=16, seed=3)
+        second = search(strategy, tmp_path / "second", iterations=16, seed=3, known=known, known_limit=6)
+        own = [t for t in second.trials if t["strategy"] != REUSED]
         reused = [t for t in second.trials if t["strategy"] == REUSED]
-        best_known = sorted(t["loss"] for t in first.trials)[:6]
-        assert sorted(t["loss"] for t in reused) == best_known and over.id not in {t["arch_id"] for t in reused}
-        assert [t["number"] for t in reused] == list(range(6))  # recorded first
-        assert len(fresh) == 16 and not set(fresh) & {t["arch_id"] for t in reused}  # iterations: new archs only
-        assert second.best["loss"] <= best_known[0]
+        assert [t["arch_id"] for t in own] == [t["arch_id"] for t in plain.trials]  # the same search
+        ids = {t["arch_id"] for t in own}
+        expected = [t for t in sorted(first.trials, key=lambda t: t["loss"])[:6] if t["arch_id"] not in ids]
+        assert sorted(t["arch_id"] for t in reused) == sorted(t["arch_id"] for t in expected)
+        assert over.id not in {t["arch_id"] for t in second.trials}
+        assert min(t["number"] for t in reused) > max(t["number"] for t in own)  # recorded after it
+        assert second.best["loss"] == min(plain.best["loss"], min(t["loss"] for t in first.trials))
 
     def test_larger_budget_never_answers_worse_after_a_smaller_one(self, strategy: str, tmp_path: Path) -> None:
         from nas.search.scores import ScoreBook
@@ -218,7 +220,7 @@ class TestReuse:
             best.append(res.best["loss"])
         assert best == sorted(best, reverse=True)
 
-    def test_resume_replays_the_reused_start(self, strategy: str, tmp_path: Path) -> None:
+    def test_a_resumed_search_reuses_as_an_uninterrupted_one(self, strategy: str, tmp_path: Path) -> None:
         fit, count = FIT["lm-shakespeare"], [0]
         known = [(Arch.from_json(t["arch"]), t["loss"]) for t in search(strategy, tmp_path / "first").trials]
 
@@ -230,11 +232,15 @@ class TestReuse:
 
         with pytest.raises(RuntimeError):
             search(strategy, tmp_path / "run", seed=5, known=known, known_limit=5, evaluate=dies_at_9)
-        resumed = search(strategy, tmp_path / "run", seed=5, known=[], known_limit=5)
-        assert sum(t["strategy"] == REUSED for t in resumed.trials) == 5 and len(resumed.trials) == 25
+        resumed = search(strategy, tmp_path / "run", seed=5, known=known, known_limit=5)
+        whole = search(strategy, tmp_path / "whole", seed=5, known=known, known_limit=5)
+        assert sum(t["strategy"] != REUSED for t in resumed.trials) == 20
+        assert ({t["arch_id"] for t in resumed.trials if t["strategy"] == REUSED}
+                == {t["arch_id"] for t in whole.trials if t["strategy"] == REUSED} or strategy in OPTUNA_DRIVEN)
         if strategy not in OPTUNA_DRIVEN:
-            whole = search(strategy, tmp_path / "whole", seed=5, known=known, known_limit=5)
             assert [t["arch_id"] for t in resumed.trials] == [t["arch_id"] for t in whole.trials]
+        again = search(strategy, tmp_path / "run", seed=5, known=known, known_limit=5)  # finished: nothing new
+        assert [t["arch_id"] for t in again.trials] == [t["arch_id"] for t in resumed.trials]
 
 
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ class SearchPlan:
     model: Any = None  # latency.model.LatencyModel
     calibrate: bool = True  # time the reference arch now, on a measured device that is this machine
     full_space: SearchSpace | None = None  # the space before restricting it to the device's precisions
-    reuse: bool = True  # start from (and never re-score) archs that earlier searches scored with this supernet
+    reuse: bool = True  # never re-score an arch of earlier searches with this supernet; their best join the answer
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,8 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
                 confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True, reuse: bool = True) -> SearchPlan:
     """Checks a search request; raises a UserError (one line) for the first thing wrong.
     `budget`: a duration string ("20ms") or seconds; `device`/`precision`: where the fitness runs;
-    `reuse`: start from the archs earlier searches scored with the same supernet and settings
-    (nas.search.scores), which also never scores an arch twice."""
+    `reuse`: never score an arch twice with the same supernet and settings (nas.search.scores), and
+    let the best archs earlier searches scored within the budget compete for the answer."""
     from nas.ray_adapter import check_address
     from nas.search import check_reachable, parse_duration, resolve_options, strategy_class
     from nas.search.driver import run_settings
@@ -211,8 +211,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
         close()
     reused = sum(t["strategy"] == REUSED for t in result.trials)
     if reused:
-        notes.append(f"started from {reused} archs within the budget that earlier searches scored with this "
-                     f"supernet (strategy `{REUSED}` in trials.csv); search afresh with --no-reuse")
+        notes.append(f"{reused} archs within the budget that earlier searches scored with this supernet joined "
+                     f"the ranking (strategy `{REUSED}` in trials.csv); --no-reuse leaves them out")
     ranking = tuple(feasible(result.trials, plan.budget_s))
     spread = analytic_spread(plan, result.trials, ranking) if plan.model.source == "analytic" else {}
     if spread:

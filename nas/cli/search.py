@@ -43,8 +43,9 @@ from space.errors import UserError
               help="On the measured device itself, time the reference arch first and rescale predictions to "
                    "today's wall clock.")
 @click.option("--reuse/--no-reuse", default=True, show_default=True,
-              help="Start from the archs earlier searches scored with this supernet (kept in $HWNAS_HOME/scores) "
-                   "and never score one twice; --no-reuse searches afresh.")
+              help="Never score an arch twice with this supernet (scores kept in $HWNAS_HOME/scores), and let the "
+                   "best archs earlier searches scored within the budget compete for the answer; --no-reuse leaves "
+                   "them out.")
 @device_options
 def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
                eval_batches, workers, ray_address, out, confidence, calibrate, reuse, device, precision):

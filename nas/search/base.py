@@ -22,7 +22,7 @@ from space.errors import UserError
 from space.registry import Registry
 
 Feasible = Callable[[Arch], bool]
-REUSED = "reused"  # the strategy recorded for results scored before a search (see tell_known)
+REUSED = "reused"  # the strategy recorded for results scored by earlier searches (driver.add_known)
 
 
 class InfeasibleBudget(UserError):
@@ -87,11 +87,9 @@ class Searcher(ABC):
             self._seen.add(arch.id)
             self.told.append(Result(arch, loss, latency))
 
-    def tell_known(self, archs: Sequence[Arch], losses: Sequence[float], latencies: Sequence[float],
-                   attrs: Sequence[dict[str, Any]] | None = None) -> None:
-        """Results scored before this search (never proposed by it) to start from; the driver
-        records them as REUSED trials unless the strategy records its own. Default: `tell`."""
-        self.tell(archs, losses, latencies, attrs)
+    def exclude(self, arch_ids) -> None:
+        """Archs never to propose (already in the run's record, e.g. reused from earlier searches)."""
+        self._seen.update(arch_ids)
 
     # ---- helpers for strategies ---------------------------------------------------------------
     def _rng(self, *key: object) -> random.Random:

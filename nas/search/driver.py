@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 Batch = Callable[[list[Arch]], list[float]]
-KNOWN_LIMIT = 50  # the best archs already scored within the budget that a new search starts from
+KNOWN_LIMIT = 50  # the best archs already scored within the budget that join a search's answer
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,11 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     the predictions themselves); both are recorded with every trial.
     progress: called as progress(evaluated, best loss so far or None) after every batch.
     hardware: the device's name, for the message when no arch fits the budget.
-    known: (arch, loss) scored before with the same fitness (scores.ScoreBook). A new run starts
-    from the best `known_limit` of them within the budget: they are recorded first, as trials of
-    strategy "reused", and told to the strategy, so the answer is never worse than the best of them;
-    they do not count toward `iterations`.
+    known: (arch, loss) scored before with the same fitness (scores.ScoreBook). When the search is
+    done, the best `known_limit` of them within the budget are recorded as trials of strategy
+    "reused" (they do not count toward `iterations` and never steer the search), so the answer is
+    the better of this search's and theirs: never worse than a search without them, and never worse
+    than an arch known within a smaller budget.
     """
     for name, value in (("iterations", iterations), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -101,20 +102,12 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     rec.fail_running(study)  # trials in flight when a previous run died
     searcher = make_searcher(strategy, space, lambda a: predict(a)[1] <= budget_s, seed, study=study, **opts)
     done = rec.evaluated(study)
-    if done and not cls.records_own_trials:
-        archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
-        searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done])
-    if not done and known:  # a new run: start from what earlier searches scored within this budget
-        start = [(a, float(v)) for a, v in known if math.isfinite(v) and space.contains(a)]
-        start = sorted((p for p in start if predict(p[0])[1] <= budget_s), key=lambda p: (p[1], p[0].id))[:known_limit]
-        if start:
-            archs, losses = [a for a, _ in start], [v for _, v in start]
-            lats = [latency_of(a) for a in archs]
-            searcher.tell_known(archs, losses, lats, [{"latency_bound_s": predict(a)[1]} for a in archs])
-            if not cls.records_own_trials:
-                for arch, loss, lat in zip(archs, losses, lats):
-                    rec.record(study, space, arch, loss, lat, REUSED, bound_s=predict(arch)[1])
-    count = sum(t.user_attrs.get("strategy") != REUSED for t in rec.evaluated(study))
+    own = [t for t in done if t.user_attrs.get("strategy") != REUSED]
+    if own and not cls.records_own_trials:
+        archs = [Arch.from_json(t.user_attrs["arch"]) for t in own]
+        searcher.tell(archs, [t.values[0] for t in own], [t.user_attrs["latency_s"] for t in own])
+    searcher.exclude(t.user_attrs["arch_id"] for t in done if t.user_attrs.get("strategy") == REUSED)
+    count = len(own)
     try:
         while count < iterations:
             archs = searcher.ask(min(batch, iterations - count))
@@ -136,7 +129,23 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     except BaseException:
         rec.fail_running(study)  # what was told is recorded; the batch in flight is not
         raise
+    add_known(study, space, cls.directions, known, known_limit, budget_s, predict)
     return _result(strategy, Path(run_dir), study)
+
+
+def add_known(study: "optuna.Study", space: SearchSpace, directions: Sequence[str], known: Sequence[tuple[Arch, float]],
+              limit: int, budget_s: float, predict: Callable[[Arch], tuple[float, float]]) -> None:
+    """Records the best `limit` known archs within the budget, those the study lacks, as trials of
+    strategy REUSED, once the search is done: they never steer it (its proposals are those of a
+    search without them), but they compete for the answer."""
+    have = {t.user_attrs["arch_id"] for t in rec.evaluated(study)}
+    fits = [(a, float(v)) for a, v in known if math.isfinite(v) and space.contains(a)]
+    best = sorted((p for p in fits if predict(p[0])[1] <= budget_s), key=lambda p: (p[1], p[0].id))[:limit]
+    for arch, loss in best:
+        if arch.id in have:
+            continue  # the search scored it too, or a resumed run recorded it already
+        lat, bound_s = predict(arch)
+        rec.record(study, space, arch, loss, lat, REUSED, bound_s=bound_s, objectives=len(directions))
 
 
 def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any]) -> dict:

@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 
 from space import Arch, SearchSpace
 
-from nas.search.base import REUSED, Feasible, Result, Searcher, zip_results
-from nas.search.optuna_space import arch_params, suggest_arch
+from nas.search.base import Feasible, Result, Searcher, zip_results
+from nas.search.optuna_space import suggest_arch
 from nas.search.study import trial_attrs
 
 
@@ -86,18 +86,3 @@ class OptunaSearcher(Searcher):
             self._told_ids.add(arch.id)
             self.told.append(Result(arch, loss, latency))
 
-    def tell_known(self, archs: Sequence[Arch], losses: Sequence[float], latencies: Sequence[float],
-                   attrs: Sequence[dict[str, Any]] | None = None) -> None:
-        """Added to the study as finished trials of strategy REUSED: TPE models them at once
-        (they count toward its startup trials); NSGA-II leaves them out of its generations."""
-        for k, (arch, loss, latency) in enumerate(zip_results(archs, losses, latencies)):
-            if arch.id in self._told_ids:
-                raise ValueError(f"arch {arch.id} was already told")
-            params, dists = arch_params(self.space, arch)
-            user = {**trial_attrs(arch, REUSED, latency), **(attrs[k] if attrs else {})}
-            self.study.add_trial(optuna.trial.create_trial(
-                values=[loss, latency][:len(self.directions)], params=params, distributions=dists,
-                user_attrs=user, constraints={"latency": 0.0}))
-            self._seen.add(arch.id)
-            self._told_ids.add(arch.id)
-            self.told.append(Result(arch, loss, latency))

@@ -8,8 +8,8 @@ file, `$HWNAS_HOME/scores/KEY.jsonl`; a line is written with one `write` call on
 appending, so a killed search, or two searches at once, lose at most their own last line (a torn
 line is skipped when read).
 
-Reuse also makes the answers of one supernet consistent across budgets: a search starts from the
-best archs already scored within its budget (see driver.run_search `known`), so a larger budget
+Reuse also makes the answers of one supernet consistent across budgets: the best archs already
+scored within a search's budget join its answer (see driver.run_search `known`), so a larger budget
 never returns a worse arch than a smaller budget's search found before it with the same latency
 predictions.
 """

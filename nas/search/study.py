@@ -96,14 +96,16 @@ def fail_running(study: optuna.Study) -> int:
 
 
 def record(study: optuna.Study, space: SearchSpace, arch: Arch, loss: float, latency_s: float,
-           strategy: str, bound_s: float | None = None) -> None:
-    """Adds an evaluated arch of a strategy that is not Optuna-driven."""
+           strategy: str, bound_s: float | None = None, objectives: int = 2) -> None:
+    """Adds an evaluated arch of a strategy that is not Optuna-driven (or one reused from earlier
+    searches: `objectives` 1 for a loss-only study such as TPE's)."""
     params, dists = arch_params(space, arch)
     attrs = trial_attrs(arch, strategy, latency_s)
     if bound_s is not None:
         attrs["latency_bound_s"] = float(bound_s)
     study.add_trial(optuna.trial.create_trial(
-        values=[loss, latency_s], params=params, distributions=dists, user_attrs=attrs))
+        values=[loss, latency_s][:objectives], params=params, distributions=dists, user_attrs=attrs,
+        constraints={"latency": 0.0}))
 
 
 def evaluated(study: optuna.Study) -> list[FrozenTrial]:
