@@ -156,7 +156,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     from nas.search import REUSED, run_search
     from nas.search.report import SearchRun, feasible, write_run
     from latency.model import calibrate, far_from_dataset, other_cpu
-    from supernet.device import resolve_device
+    from supernet.device import resolve_device, slow_precision_note
     p = as_progress(progress)
     hw = plan.hardware
     folder = (prepare_supernet(plan.full_space or plan.space, plan.supernet, p,
@@ -176,7 +176,6 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                      f"predictions are rescaled to today's wall clock"
                      + ("; a change this large is unusual: check that nothing else is running" if
                         far_from_dataset(found["scale"]) else ""))
-    from supernet.device import slow_precision_note
     slow = slow_precision_note(resolve_device(plan.device), plan.precision) if not plan.ray_address else None
     if slow:
         notes.append(f"scoring candidates: {slow}")

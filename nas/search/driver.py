@@ -129,23 +129,24 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     except BaseException:
         rec.fail_running(study)  # what was told is recorded; the batch in flight is not
         raise
-    add_known(study, space, cls.directions, known, known_limit, budget_s, predict)
+    add_known(study, space, cls.directions, known, known_limit, budget_s, latency, bound)
     return _result(strategy, Path(run_dir), study)
 
 
 def add_known(study: "optuna.Study", space: SearchSpace, directions: Sequence[str], known: Sequence[tuple[Arch, float]],
-              limit: int, budget_s: float, predict: Callable[[Arch], tuple[float, float]]) -> None:
+              limit: int, budget_s: float, latency: Batch, bound: Batch) -> None:
     """Records the best `limit` known archs within the budget, those the study lacks, as trials of
     strategy REUSED, once the search is done: they never steer it (its proposals are those of a
     search without them), but they compete for the answer."""
-    have = {t.user_attrs["arch_id"] for t in rec.evaluated(study)}
     fits = [(a, float(v)) for a, v in known if math.isfinite(v) and space.contains(a)]
-    best = sorted((p for p in fits if predict(p[0])[1] <= budget_s), key=lambda p: (p[1], p[0].id))[:limit]
-    for arch, loss in best:
-        if arch.id in have:
-            continue  # the search scored it too, or a resumed run recorded it already
-        lat, bound_s = predict(arch)
-        rec.record(study, space, arch, loss, lat, REUSED, bound_s=bound_s, objectives=len(directions))
+    if not fits:
+        return
+    bounds = bound([a for a, _ in fits])  # one batched call, however many archs earlier searches scored
+    best = sorted(((a, v, b) for (a, v), b in zip(fits, bounds) if b <= budget_s), key=lambda p: (p[1], p[0].id))[:limit]
+    have = {t.user_attrs["arch_id"] for t in rec.evaluated(study)}
+    new = [(a, v, b) for a, v, b in best if a.id not in have]  # not scored by this search, nor recorded by a resume
+    for (arch, loss, bound_s), lat in zip(new, latency([a for a, _, _ in new]) if new else []):
+        rec.record(study, space, arch, loss, float(lat), REUSED, bound_s=float(bound_s), objectives=len(directions))
 
 
 def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any]) -> dict:
