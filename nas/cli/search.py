@@ -10,7 +10,7 @@ from rich.table import Table
 from nas import api
 from nas.cli._common import PROGRESS, console, device_options, stdout_console
 from nas.api import DEFAULT_CONFIDENCE, DEFAULT_ITERATIONS
-from nas.search import STRATEGIES
+from nas.search import REUSED, STRATEGIES
 from space import Arch, analytic_cost
 from space.display import arch_summary, human
 from space.errors import UserError
@@ -77,7 +77,8 @@ def _print_ranking(outcome, plan, top: int = 10) -> None:
                   title_justify="left")
     for i, t in enumerate(shown, 1):
         a = Arch.from_json(t["arch"])
-        table.add_row(str(i), a.id, f"{t['loss']:.4f}", f"{math.exp(t['loss']):.2f}", f"{t['latency_s'] * 1e3:.2f} ms",
+        name = a.id + (" (reused)" if t["strategy"] == REUSED else "")
+        table.add_row(str(i), name, f"{t['loss']:.4f}", f"{math.exp(t['loss']):.2f}", f"{t['latency_s'] * 1e3:.2f} ms",
                       f"{t['latency_bound_s'] * 1e3:.2f} ms", human(analytic_cost(a, plan.workload).params),
                       escape(arch_summary(a)))
     stdout_console().print(table)
