@@ -81,6 +81,12 @@ def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakes
     p = as_progress(progress)
     p.note(f"profiling {samples} archs of {space.name} on {hw.name} ({hw.device}), workload {w}, "
            f"{rounds} interleaved rounds in groups of {group}; dataset {path}")
+    from latency.model import latency_model, other_cpu
+    other = "" if ray_address else other_cpu(latency_model(hw, space, w))
+    if other:
+        p.note(f"{other}: these rows describe this machine" + (
+            "" if out else f", and join {hw.name}'s data; to keep this machine apart, profile a copy of "
+                           f"{hw.name}'s YAML under a name of its own with this CPU's numbers"))
     with p.task("profile", samples, unit="arch") as bar:
         added = run_profile(timed, hw, w, samples, path, seed=seed, protocol=protocol, group=group, threads=threads,
                             run_group=run_group, backend=backend,

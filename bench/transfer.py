@@ -1,0 +1,64 @@
+"""How well does a CPU profile's predictor serve a lookalike machine (the same CPU name, another
+generation), once rescaled by the reference arch? Archs measured on this machine with the usual
+protocol (`nas profile ... --out FILE`) against the profile's shipped predictor, drift-free: the
+measured ratio to the reference arch (timed in the same group) against the predicted ratio (the
+prediction over the dataset's reference median).
+
+    nas profile --hardware epyc-2vcpu --samples 120 --out bench/results/transfer/zen1.csv
+    python bench/transfer.py --hardware epyc-2vcpu --data bench/results/transfer/zen1.csv \
+        --out bench/results/transfer
+Results: transfer.json in --out: share within ±10%, median ratio, Kendall τ, beside what the profile
+reaches on its own machine (its bundle's held-out figures).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from latency.dataset import archs_of, read_dataset  # noqa: E402
+from latency.hardware import load_hardware  # noqa: E402
+from latency.model import latency_model  # noqa: E402
+from latency.runner import cpu_identity, cpu_model  # noqa: E402
+from space import load_space  # noqa: E402
+from space._io import atomic_write_text  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hardware", default="epyc-2vcpu")
+    ap.add_argument("--space", default="lm-shakespeare")
+    ap.add_argument("--data", required=True, help="measured on this machine: `nas profile ... --out FILE`")
+    ap.add_argument("--out", default="bench/results/transfer")
+    args = ap.parse_args()
+    hw, space = load_hardware(args.hardware), load_space(args.space)
+    model = latency_model(hw, space, space.workload)
+    df = read_dataset(args.data)
+    df = df[(df.space == space.name) & df.ref_ratio.notna()]
+    archs = archs_of(df)
+    predicted = model.predict(archs)[0] / float(model.bundle.dataset["ref_s"])  # ratio to the reference
+    measured = df.ref_ratio.to_numpy()
+    err = predicted / measured - 1
+    from scipy.stats import kendalltau
+    by_precision = {p: float(np.mean(np.abs(err[(df.arch.str.contains('"int8"') == (p == "int8")).to_numpy()]) <= 0.10))
+                    for p in ("fp32", "int8")}
+    result = {"hardware": hw.name, "profile_cpu": hw.cpu, "this_cpu": {"name": cpu_model(), **cpu_identity()},
+              "archs": len(df), "within_10pct": float(np.mean(np.abs(err) <= 0.10)), "within_10pct_by_precision": by_precision,
+              "median_predicted_over_measured": float(np.median(predicted / measured)),
+              "kendall_tau": float(kendalltau(predicted, measured).statistic),
+              "median_spread_here": float(df.spread.median()),
+              "reference_here_s": float(df.ref_s.median()), "reference_profile_s": float(model.bundle.dataset["ref_s"]),
+              "profile_own_metrics": model.bundle.metrics}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "transfer.json", json.dumps(result, indent=2, default=str))
+    print(json.dumps({k: v for k, v in result.items() if k != "profile_own_metrics"}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
