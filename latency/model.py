@@ -122,7 +122,8 @@ def space_for(arch: Arch) -> SearchSpace:
 
 def device_present(model: LatencyModel) -> bool:
     """Whether this machine is the device the model's dataset was measured on (the same CPU model
-    name, and vendor, family and model numbers where the profile records them; or the same GPU)."""
+    name, or the same GPU). A lookalike CPU (the same name, another generation: see `other_cpu`)
+    counts: timing the reference arch on it still puts predictions on its scale, to first order."""
     if model.bundle is None:
         return False
     from latency.runner import cpu_model
@@ -130,7 +131,7 @@ def device_present(model: LatencyModel) -> bool:
     if model.hardware.device == "cuda":
         import torch
         return torch.cuda.is_available() and ds.get("device_name") == torch.cuda.get_device_name()
-    return ds.get("cpu_model") == cpu_model() and not other_cpu(model)
+    return ds.get("cpu_model") == cpu_model()
 
 
 def other_cpu(model: LatencyModel) -> str:

@@ -135,13 +135,13 @@ def _as_if_on(model, monkeypatch, **cpu) -> None:
     monkeypatch.setattr(latency.runner, "cpu_identity", lambda: {**model.hardware.cpu, **cpu})
 
 
-def test_a_lookalike_cpu_is_not_the_measured_device(monkeypatch) -> None:
+def test_a_lookalike_cpu_is_named(monkeypatch) -> None:
     from latency.model import device_present, other_cpu
     model = latency_model(load_hardware("epyc-2vcpu"), LM, LM.workload)
     _as_if_on(model, monkeypatch)
     assert device_present(model) and other_cpu(model) == ""
     _as_if_on(model, monkeypatch, family=23)  # "AMD EPYC" too, but Zen 1: it times otherwise
-    assert not device_present(model)
+    assert device_present(model)  # still calibrated by the reference arch, to first order
     assert other_cpu(model) == "this machine's CPU is family 23, not the family 25 that epyc-2vcpu was measured on"
     monkeypatch.undo()
     xeon = latency_model(load_hardware("xeon-2vcpu"), LM, LM.workload)

@@ -166,9 +166,9 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     found = calibrate(plan.model) if plan.calibrate else {}  # after any training: nothing else runs now
     other = other_cpu(plan.model)
     if other:
-        notes.append(f"{other}: predictions stay on {hw.name}'s scale, not this machine's wall clock; to search "
-                     f"for this machine, copy its profile under a new name with this CPU's numbers and measure it "
-                     f"(`nas profile --hardware my-cpu.yaml --samples 200`)")
+        notes.append(f"{other}: the reference arch rescales predictions to this machine, but their per-arch error "
+                     f"was measured on that CPU only; for a predictor of this one, profile a copy of {hw.name}'s YAML "
+                     f"under a new name with this CPU's numbers (`nas profile --hardware my-cpu.yaml --samples 200`)")
     if found:
         change = "faster" if found["scale"] < 1 else "slower"
         notes.append(f"this machine ran the reference arch in {found['reference_now_s'] * 1e3:.2f} ms now against "
