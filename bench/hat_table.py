@@ -69,25 +69,17 @@ def search_picks(args, space, hw) -> dict[str, dict]:
     from nas.search import parse_duration
     hand_name, hand = hand_designed(space)
     picks = {"largest": {"arch": space.largest().to_dict()}, hand_name: {"arch": hand.to_dict()}}
-    home = os.environ.get("HWNAS_HOME")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["HWNAS_HOME"] = str(Path(tmp) / "home")  # the shipped predictors; a score book of its own
-        try:
-            for b in sorted(args.budgets, key=parse_duration):
-                res = api.search(hw, b, space=space, supernet=args.supernet, iterations=args.iterations,
-                                 out=Path(tmp) / b, options={"population": 40, "sample_size": 10}, progress=False,
-                                 calibrate=not args.no_calibrate)
-                best = res.best
-                picks[f"searched, budget {b}"] = {"arch": res.best_arch.to_dict(), "val_loss_inherited": best["loss"],
-                                                 "predicted_s": best["latency_s"], "bound_s": best["latency_bound_s"],
-                                                 "reused": best["strategy"] == "reused",
-                                                 "calibration": dict(res.record.calibration)}
-                print(f"budget {b}: {res.best_arch.id} ({res.best_arch.precision}) val loss {best['loss']:.4f}", flush=True)
-        finally:
-            if home is None:
-                os.environ.pop("HWNAS_HOME", None)
-            else:
-                os.environ["HWNAS_HOME"] = home
+    with tempfile.TemporaryDirectory() as tmp:  # a score book of its own (main: HWNAS_HOME)
+        for b in sorted(args.budgets, key=parse_duration):
+            res = api.search(hw, b, space=space, supernet=args.supernet, iterations=args.iterations,
+                             out=Path(tmp) / b, options={"population": 40, "sample_size": 10}, progress=False,
+                             calibrate=not args.no_calibrate)
+            best = res.best
+            picks[f"searched, budget {b}"] = {"arch": res.best_arch.to_dict(), "val_loss_inherited": best["loss"],
+                                             "predicted_s": best["latency_s"], "bound_s": best["latency_bound_s"],
+                                             "reused": best["strategy"] == "reused",
+                                             "calibration": dict(res.record.calibration)}
+            print(f"budget {b}: {res.best_arch.id} ({res.best_arch.precision}) val loss {best['loss']:.4f}", flush=True)
     return picks
 
 
@@ -111,8 +103,8 @@ def train_stage(args, space, hw, out: Path, result: dict) -> None:
         if "test_loss_inherited" not in row:
             row["test_loss_inherited"] = Evaluator(extract(sup, arch), test).loss(arch)
         for mode in args.retrain:
-            if f"test_loss_{mode}" in row:
-                continue  # resumed: done before
+            if f"test_loss_{mode}" in row and row.get(f"{mode}_config") == modes[mode].to_dict():
+                continue  # resumed: done before, alike
             t = time.time()
             model = extract(sup, arch) if mode == "finetune" else SubTransformer(arch).reset_parameters(0)
             train_fixed(model, train, modes[mode])
@@ -156,7 +148,7 @@ def table(result: dict, translation: bool) -> None:
         quality = "BLEU | chrF | test loss" if translation else "test loss | vs largest | ppl"
         print(f"\nretrained: {mode}")
         print(f"| arch | {quality} | measured, raw wall clock | dataset scale | speed-up vs largest | params |")
-        print("|---|---|---|---|---|---|---|---|" + ("---|" if translation else ""))
+        print("|---|---|---|---|---|---|---|" + ("---|" if translation else ""))
         for name, r in rows.items():
             loss = r[f"test_loss_{mode}"]
             q = (f"{r[f'bleu_{mode}']:.2f} | {r[f'chrf_{mode}']:.2f} | {loss:.4f}" if translation else
@@ -189,11 +181,14 @@ def main() -> None:
     out = Path(args.out)
     path = out / "hat_table.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
-    if result.get("args") and {k: result["args"][k] for k in ("hardware", "space", "supernet", "budgets")} != \
-            {k: vars(args)[k] for k in ("hardware", "space", "supernet", "budgets")}:
-        sys.exit(f"{path}: holds a table for other settings ({result['args']}); use another --out")
-    result["args"] = {**result.get("args", {}), **vars(args)}
+    picked = ("hardware", "space", "supernet", "budgets", "iterations", "no_calibrate")  # what the picks depend on
+    if result.get("args") and {k: result["args"].get(k) for k in picked} != {k: vars(args)[k] for k in picked}:
+        sys.exit(f"{path}: holds picks searched with other settings ({result['args']}); use another --out")
+    result["args"] = {**result.get("args", {}), **{k: v for k, v in vars(args).items() if k != "stage"}}
     t0 = time.time()
+    # every stage on the shipped predictors and datasets (not what the user's store holds), with a
+    # score book of its own
+    os.environ["HWNAS_HOME"] = tempfile.mkdtemp(prefix="hat-table-home-")
     if args.stage in ("train", "all"):
         torch.set_num_threads(args.threads)
         train_stage(args, space, hw, out, result)
@@ -201,7 +196,7 @@ def main() -> None:
         if "picks" not in result:
             sys.exit(f"{path}: no picks to time; run --stage train first")
         measure_stage(args, space, hw, out, result)
-    result[f"seconds_{args.stage}"] = time.time() - t0
+    result[f"seconds_{args.stage}"] = result.get(f"seconds_{args.stage}", 0.0) + time.time() - t0
     save(out, result)
     table(result, space.kind == "encoder-decoder")
 

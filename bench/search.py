@@ -203,7 +203,7 @@ def budget_sweep(args, space, ev, latency, bound, hw_name) -> dict:
                     res = run_search(space, "evolution", evaluate=book.wrap(ev.losses) if mode == "reused" else ev.losses,
                                      latency=latency, bound=bound, budget_s=parse_duration(b), iterations=args.iterations,
                                      batch=8, run_dir=Path(tmp) / b, seed=seed, options=OPTIONS["evolution"],
-                                     hardware=hw_name, known=book.items() if mode == "reused" else ())
+                                     hardware=hw_name, known=book.items() if mode == "reused" else None)
                     best[b].append(res.best["loss"])
                     picked[b].append({"arch_id": res.best["arch_id"], "latency_s": res.best["latency_s"],
                                       "bound_s": res.best["latency_bound_s"],

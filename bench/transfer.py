@@ -39,14 +39,17 @@ def main() -> None:
     hw, space = load_hardware(args.hardware), load_space(args.space)
     model = latency_model(hw, space, space.workload)
     df = read_dataset(args.data)
-    df = df[(df.space == space.name) & df.ref_ratio.notna()]
+    df = df[(df.hardware == hw.name) & (df.space == space.name) & (df.workload == str(space.workload))
+            & df.ref_ratio.notna()]
+    if df.empty:
+        sys.exit(f"{args.data}: no {hw.name} rows of {space.name} with workload {space.workload}")
     archs = archs_of(df)
     predicted = model.predict(archs)[0] / float(model.bundle.dataset["ref_s"])  # ratio to the reference
     measured = df.ref_ratio.to_numpy()
     err = predicted / measured - 1
     from scipy.stats import kendalltau
-    by_precision = {p: float(np.mean(np.abs(err[(df.arch.str.contains('"int8"') == (p == "int8")).to_numpy()]) <= 0.10))
-                    for p in ("fp32", "int8")}
+    int8 = df.arch.str.contains('"int8"').to_numpy()  # Arch.to_json names a precision other than fp32
+    by_precision = {p: float(np.mean(np.abs(err[sel]) <= 0.10)) for p, sel in (("fp32", ~int8), ("int8", int8)) if sel.any()}
     result = {"hardware": hw.name, "profile_cpu": hw.cpu, "this_cpu": {"name": cpu_model(), **cpu_identity()},
               "archs": len(df), "within_10pct": float(np.mean(np.abs(err) <= 0.10)), "within_10pct_by_precision": by_precision,
               "median_predicted_over_measured": float(np.median(predicted / measured)),

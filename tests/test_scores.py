@@ -28,6 +28,7 @@ def test_book_keeps_scores_across_processes_and_skips_torn_lines(tmp_path: Path)
     got = again.wrap(evaluate)(archs)
     assert calls[-1] == [archs[2].id, archs[4].id, archs[5].id]  # only what the book lacks is scored
     assert got[:2] == [0.0, 1.0] and again.reused == 3
+    assert len(ScoreBook(tmp_path / "s.jsonl")) == 5  # what followed the torn line is read back whole
     assert [loss for _, loss in again.items()] == sorted(loss for _, loss in again.items())
 
 

@@ -242,6 +242,18 @@ class TestReuse:
         again = search(strategy, tmp_path / "run", seed=5, known=known, known_limit=5)  # finished: nothing new
         assert [t["arch_id"] for t in again.trials] == [t["arch_id"] for t in resumed.trials]
 
+    def test_a_finished_run_grows_as_if_never_reused(self, strategy: str, tmp_path: Path) -> None:
+        known = [(Arch.from_json(t["arch"]), t["loss"]) for t in search(strategy, tmp_path / "first").trials]
+        search(strategy, tmp_path / "run", iterations=12, seed=4, known=known, known_limit=5)
+        grown = search(strategy, tmp_path / "run", iterations=24, seed=4, known=known, known_limit=5)
+        alone = search(strategy, tmp_path / "alone", iterations=24, seed=4)
+        own = [t["arch_id"] for t in grown.trials if t["strategy"] != REUSED]
+        assert len(own) == 24 and len(grown.trials) - len(own) <= 5
+        if strategy not in OPTUNA_DRIVEN:  # an Optuna sampler's resume is not a replay
+            assert own == [t["arch_id"] for t in alone.trials]
+        fresh = search(strategy, tmp_path / "run", iterations=24, seed=4)  # --no-reuse: left out
+        assert not [t for t in fresh.trials if t["strategy"] == REUSED]
+
 
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     search("random", tmp_path, iterations=4)

@@ -166,9 +166,11 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     found = calibrate(plan.model) if plan.calibrate else {}  # after any training: nothing else runs now
     other = other_cpu(plan.model)
     if other:
-        notes.append(f"{other}: the reference arch rescales predictions to this machine, but their per-arch error "
-                     f"was measured on that CPU only; for a predictor of this one, profile a copy of {hw.name}'s YAML "
-                     f"under a new name with this CPU's numbers (`nas profile --hardware my-cpu.yaml --samples 200`)")
+        notes.append(f"{other}: " + ("the reference arch rescales predictions to this machine, but " if found else
+                                     "predictions stay on its scale (not calibrated), and ")
+                     + f"their per-arch error was measured on that CPU only; for a predictor of this one, profile a "
+                       f"copy of {hw.name}'s YAML under a new name with this CPU's numbers "
+                       f"(`nas profile --hardware my-cpu.yaml --samples 200`)")
     if found:
         change = "faster" if found["scale"] < 1 else "slower"
         notes.append(f"this machine ran the reference arch in {found['reference_now_s'] * 1e3:.2f} ms now against "
@@ -184,7 +186,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     for note in notes:
         p.note(note)
     close = lambda: None  # noqa: E731
-    known: list = []
+    known: list | None = None  # None: no reuse
     if evaluate is None:
         if plan.workers or plan.ray_address:
             from nas.ray_adapter import RayEvaluatorPool

@@ -87,10 +87,6 @@ class Searcher(ABC):
             self._seen.add(arch.id)
             self.told.append(Result(arch, loss, latency))
 
-    def exclude(self, arch_ids) -> None:
-        """Archs never to propose (already in the run's record, e.g. reused from earlier searches)."""
-        self._seen.update(arch_ids)
-
     # ---- helpers for strategies ---------------------------------------------------------------
     def _rng(self, *key: object) -> random.Random:
         # A str seed is hashed with SHA-512: stable across processes (unlike hash()).

@@ -61,7 +61,7 @@ def check_reachable(space: SearchSpace, latency: Batch, budget_s: float, seed: i
 def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: Batch, budget_s: float,
                iterations: int, batch: int, run_dir: Path, seed: int, options: dict[str, Any] | None = None,
                progress: Callable[[int, float | None], None] | None = None, hardware: str = "",
-               bound: Batch | None = None, known: Sequence[tuple[Arch, float]] = (),
+               bound: Batch | None = None, known: Sequence[tuple[Arch, float]] | None = None,
                known_limit: int = KNOWN_LIMIT) -> SearchResult:
     """Evaluates `iterations` archs within the latency budget (resuming `run_dir`).
 
@@ -71,11 +71,12 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     the predictions themselves); both are recorded with every trial.
     progress: called as progress(evaluated, best loss so far or None) after every batch.
     hardware: the device's name, for the message when no arch fits the budget.
-    known: (arch, loss) scored before with the same fitness (scores.ScoreBook). When the search is
-    done, the best `known_limit` of them within the budget are recorded as trials of strategy
-    "reused" (they do not count toward `iterations` and never steer the search), so the answer is
-    the better of this search's and theirs: never worse than a search without them, and never worse
-    than an arch known within a smaller budget.
+    known: (arch, loss) scored before with the same fitness (scores.ScoreBook). When the search
+    first completes, the best `known_limit` of them within the budget that it did not score itself
+    are recorded as trials of strategy "reused", in a study of their own (the strategy never reads
+    them), and join the result, so the answer is the better of this search's and theirs: never
+    worse than a search without them, and never worse than an arch known within a smaller budget.
+    None: no reuse (a run's reused trials are then left out of the result).
     """
     for name, value in (("iterations", iterations), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -102,12 +103,10 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     rec.fail_running(study)  # trials in flight when a previous run died
     searcher = make_searcher(strategy, space, lambda a: predict(a)[1] <= budget_s, seed, study=study, **opts)
     done = rec.evaluated(study)
-    own = [t for t in done if t.user_attrs.get("strategy") != REUSED]
-    if own and not cls.records_own_trials:
-        archs = [Arch.from_json(t.user_attrs["arch"]) for t in own]
-        searcher.tell(archs, [t.values[0] for t in own], [t.user_attrs["latency_s"] for t in own])
-    searcher.exclude(t.user_attrs["arch_id"] for t in done if t.user_attrs.get("strategy") == REUSED)
-    count = len(own)
+    if done and not cls.records_own_trials:
+        archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
+        searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done])
+    count = len(done)
     try:
         while count < iterations:
             archs = searcher.ask(min(batch, iterations - count))
@@ -129,24 +128,27 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     except BaseException:
         rec.fail_running(study)  # what was told is recorded; the batch in flight is not
         raise
-    add_known(study, space, cls.directions, known, known_limit, budget_s, latency, bound)
-    return _result(strategy, Path(run_dir), study)
+    reused = None
+    if known is not None:
+        reused = rec.open_reused(run_dir)
+        if not rec.evaluated(reused):  # recorded once, when the search first completes
+            add_known(reused, study, space, known, known_limit, budget_s, latency, bound)
+    return _result(strategy, Path(run_dir), study, reused)
 
 
-def add_known(study: "optuna.Study", space: SearchSpace, directions: Sequence[str], known: Sequence[tuple[Arch, float]],
+def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace, known: Sequence[tuple[Arch, float]],
               limit: int, budget_s: float, latency: Batch, bound: Batch) -> None:
-    """Records the best `limit` known archs within the budget, those the study lacks, as trials of
-    strategy REUSED, once the search is done: they never steer it (its proposals are those of a
-    search without them), but they compete for the answer."""
-    fits = [(a, float(v)) for a, v in known if math.isfinite(v) and space.contains(a)]
+    """Records the best `limit` known archs within the budget that the search did not score itself,
+    as trials of strategy REUSED in the run's `reused` study, once the search is done: they never
+    steer it (its strategy reads its own study alone), but they compete for the answer."""
+    have = {t.user_attrs["arch_id"] for t in rec.evaluated(study)}
+    fits = [(a, float(v)) for a, v in known if math.isfinite(v) and a.id not in have and space.contains(a)]
     if not fits:
         return
     bounds = bound([a for a, _ in fits])  # one batched call, however many archs earlier searches scored
     best = sorted(((a, v, b) for (a, v), b in zip(fits, bounds) if b <= budget_s), key=lambda p: (p[1], p[0].id))[:limit]
-    have = {t.user_attrs["arch_id"] for t in rec.evaluated(study)}
-    new = [(a, v, b) for a, v, b in best if a.id not in have]  # not scored by this search, nor recorded by a resume
-    for (arch, loss, bound_s), lat in zip(new, latency([a for a, _, _ in new]) if new else []):
-        rec.record(study, space, arch, loss, float(lat), REUSED, bound_s=float(bound_s), objectives=len(directions))
+    for (arch, loss, bound_s), lat in zip(best, latency([a for a, _, _ in best]) if best else []):
+        rec.record(reused, space, arch, loss, float(lat), REUSED, bound_s=float(bound_s))
 
 
 def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any]) -> dict:
@@ -166,9 +168,12 @@ def _best(trials: list["FrozenTrial"]) -> "FrozenTrial | None":
     return min(finite, key=lambda t: (t.values[0], t.number)) if finite else None
 
 
-def _result(strategy: str, run_dir: Path, study: "optuna.Study") -> SearchResult:
-    trials = rec.evaluated(study)
-    best = _best(trials)
-    return SearchResult(strategy=strategy, run_dir=run_dir, trials=tuple(rec.row(t) for t in trials),
-                        best=None if best is None else rec.row(best),
-                        best_arch=None if best is None else Arch.from_json(best.user_attrs["arch"]))
+def _result(strategy: str, run_dir: Path, study: "optuna.Study", reused: "optuna.Study | None" = None) -> SearchResult:
+    """The search's own trials, then the reused ones (numbered on after them)."""
+    own = [rec.row(t) for t in rec.evaluated(study)]
+    first = 1 + max((t["number"] for t in own), default=-1)
+    rows = own + [{**rec.row(t), "number": first + k} for k, t in enumerate(rec.evaluated(reused) if reused else [])]
+    finite = [t for t in rows if math.isfinite(t["loss"])]
+    best = min(finite, key=lambda t: (t["loss"], t["number"])) if finite else None
+    return SearchResult(strategy=strategy, run_dir=run_dir, trials=tuple(rows), best=best,
+                        best_arch=None if best is None else Arch.from_json(best["arch"]))

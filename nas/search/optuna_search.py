@@ -85,4 +85,3 @@ class OptunaSearcher(Searcher):
             self.study.tell(trial, [loss, latency][:len(self.directions)])
             self._told_ids.add(arch.id)
             self.told.append(Result(arch, loss, latency))
-

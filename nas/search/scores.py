@@ -87,8 +87,11 @@ class ScoreBook:
                 lines.append(json.dumps({"id": arch.id, "loss": float(loss), "arch": arch.to_json()}) + "\n")
         if lines:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                end = os.lseek(fd, 0, os.SEEK_END)
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    lines.insert(0, "\n")  # after a torn line: ours starts on a line of its own
                 os.write(fd, "".join(lines).encode())
             finally:
                 os.close(fd)
@@ -101,7 +104,10 @@ class ScoreBook:
         """`evaluate` that scores only the archs not in the book (one batched call) and keeps them."""
         def losses(archs: list[Arch]) -> list[float]:
             todo = [a for a in archs if a.id not in self._scores]
-            got = dict(zip((a.id for a in todo), evaluate(todo))) if todo else {}
+            scored = list(evaluate(todo)) if todo else []
+            if len(scored) != len(todo):
+                raise ValueError(f"evaluate returned {len(scored)} losses for {len(todo)} archs")
+            got = dict(zip((a.id for a in todo), scored))
             self.add(todo, [float(got[a.id]) for a in todo])
             self.reused += len(archs) - len(todo)
             return [float(got[a.id]) if a.id in got else self._scores[a.id][1] for a in archs]

@@ -1,6 +1,7 @@
 """The Optuna glue for *recording*: every trial of every strategy lands in one journal-backed study.
 
 `run_dir/journal.log` holds study "search": values (loss, latency) (TPE: loss alone, see tpe.py),
+and, when earlier searches' scores are reused, study "reused" (driver.add_known);
 the arch's genes as parameters (so optuna-dashboard shows them), and user attributes `arch` (JSON),
 `arch_id`, `latency_s`, `strategy`. Optuna-driven strategies (tpe, nsga2) tell their own trials;
 the others are added with `record` after evaluation. The study's user attributes hold the run's
@@ -26,6 +27,9 @@ from space.errors import UserError
 from nas.search.optuna_space import arch_params
 
 STUDY_NAME = "search"
+# The archs earlier searches of the supernet scored that joined this run's answer (driver.add_known):
+# a study of their own, so the search's study, which its strategy reads, holds only its own trials.
+REUSED_STUDY = "reused"
 
 
 def journal_path(run_dir: Path) -> Path:
@@ -56,6 +60,14 @@ def open_study(run_dir: Path, directions: Sequence[str], settings: dict[str, Any
     else:
         _compare(run_dir, recorded, settings)
     return study
+
+
+def open_reused(run_dir: Path) -> optuna.Study:
+    """The run's study of reused archs, values (loss, latency), in the same journal."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(journal_path(run_dir))))
+    return optuna.create_study(storage=storage, study_name=REUSED_STUDY, directions=["minimize", "minimize"],
+                               load_if_exists=True)
 
 
 def check_resumable(run_dir: Path, settings: dict[str, Any]) -> int:
@@ -96,16 +108,15 @@ def fail_running(study: optuna.Study) -> int:
 
 
 def record(study: optuna.Study, space: SearchSpace, arch: Arch, loss: float, latency_s: float,
-           strategy: str, bound_s: float | None = None, objectives: int = 2) -> None:
+           strategy: str, bound_s: float | None = None) -> None:
     """Adds an evaluated arch of a strategy that is not Optuna-driven (or one reused from earlier
-    searches: `objectives` 1 for a loss-only study such as TPE's)."""
+    searches, to the run's REUSED_STUDY)."""
     params, dists = arch_params(space, arch)
     attrs = trial_attrs(arch, strategy, latency_s)
     if bound_s is not None:
         attrs["latency_bound_s"] = float(bound_s)
     study.add_trial(optuna.trial.create_trial(
-        values=[loss, latency_s][:objectives], params=params, distributions=dists, user_attrs=attrs,
-        constraints={"latency": 0.0}))
+        values=[loss, latency_s], params=params, distributions=dists, user_attrs=attrs))
 
 
 def evaluated(study: optuna.Study) -> list[FrozenTrial]:
