@@ -147,14 +147,16 @@ def table(result: dict, translation: bool) -> None:
         largest = rows["largest"][f"test_loss_{mode}"]
         quality = "BLEU | chrF | test loss" if translation else "test loss | vs largest | ppl"
         print(f"\nretrained: {mode}")
-        print(f"| arch | {quality} | measured, raw wall clock | dataset scale | speed-up vs largest | params |")
-        print("|---|---|---|---|---|---|---|" + ("---|" if translation else ""))
+        print(f"| arch | {quality} | measured, raw wall clock | measured, dataset scale | predicted, dataset scale "
+              "| speed-up vs largest (raw) | params |")
+        print("|---" * 9 + "|")
         for name, r in rows.items():
             loss = r[f"test_loss_{mode}"]
             q = (f"{r[f'bleu_{mode}']:.2f} | {r[f'chrf_{mode}']:.2f} | {loss:.4f}" if translation else
                  f"{loss:.4f} | {loss - largest:+.4f} | {math.exp(loss):.2f}")
-            timing = (f"{r['measured_raw_s'] * 1e3:.1f} ms | {r['measured_s'] * 1e3:.1f} ms | {r['speedup_vs_largest']:.2f}x"
-                      if "measured_raw_s" in r else "- | - | -")
+            predicted = f"{r['predicted_dataset_s'] * 1e3:.1f} ms" if "predicted_dataset_s" in r else "-"
+            timing = (f"{r['measured_raw_s'] * 1e3:.1f} ms | {r['measured_s'] * 1e3:.1f} ms | {predicted} | "
+                      f"{r['speedup_vs_largest']:.2f}x" if "measured_raw_s" in r else f"- | - | {predicted} | -")
             print(f"| {name} ({r['precision']}) | {q} | {timing} | {r['params'] / 1e6:.2f}M |")
 
 
