@@ -9,6 +9,12 @@ prediction over the dataset's reference median).
         --out bench/results/transfer
 Results: transfer.json in --out: share within ±10%, median ratio, Kendall τ, beside what the profile
 reaches on its own machine (its bundle's held-out figures).
+
+Then HELP's question (a new device from 10 samples): with k archs of this machine known (k = 5, 10,
+20, 40; 50 random draws each), how well do three corrections of the profile's predictor do on the
+archs not drawn: `scale` (one factor, the median measured/predicted ratio of the k), `loglinear`
+(log measured = a + b log predicted, least squares on the k: a size-dependent correction), and, for
+contrast, `alone` (a fresh predictor of the same kind fitted on the k rows only).
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ def main() -> None:
     ap.add_argument("--hardware", default="epyc-2vcpu")
     ap.add_argument("--space", default="lm-shakespeare")
     ap.add_argument("--data", required=True, help="measured on this machine: `nas profile ... --out FILE`")
+    ap.add_argument("--draws", type=int, default=50, help="random draws of the k known archs, per k")
     ap.add_argument("--out", default="bench/results/transfer")
     args = ap.parse_args()
     hw, space = load_hardware(args.hardware), load_space(args.space)
@@ -57,10 +64,39 @@ def main() -> None:
               "median_spread_here": float(df.spread.median()),
               "reference_here_s": float(df.ref_s.median()), "reference_profile_s": float(model.bundle.dataset["ref_s"]),
               "profile_own_metrics": model.bundle.metrics}
+    result["few_shot"] = few_shot(df, archs, predicted, measured, hw, space, args.draws)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "transfer.json", json.dumps(result, indent=2, default=str))
     print(json.dumps({k: v for k, v in result.items() if k != "profile_own_metrics"}, indent=2, default=str))
+
+
+def few_shot(df, archs, predicted: np.ndarray, measured: np.ndarray, hw, space, draws: int,
+             ks=(5, 10, 20, 40)) -> dict:
+    """Share of the archs not drawn within ±10%, mean over `draws` draws of k known archs, per
+    correction; all on the drift-free ratio-to-reference scale."""
+    from latency.features import feature_names, featurize
+    from latency.predictors import PREDICTORS
+    rng = np.random.default_rng(0)
+    feats, names = featurize(archs, space, space.workload, hw), feature_names(space)
+    lp, lm = np.log(predicted), np.log(measured)
+    out: dict = {"archs": len(measured)}
+    for k in ks:
+        if k >= len(measured) - 10:
+            continue
+        scores: dict[str, list[float]] = {"scale": [], "loglinear": [], "alone": []}
+        for _ in range(draws):
+            known = rng.choice(len(measured), k, replace=False)
+            rest = np.setdiff1d(np.arange(len(measured)), known)
+            hit = lambda pred: float(np.mean(np.abs(pred / measured[rest] - 1) <= 0.10))  # noqa: E731
+            scores["scale"].append(hit(predicted[rest] * np.median(measured[known] / predicted[known])))
+            b, a = np.polyfit(lp[known], lm[known], 1)
+            scores["loglinear"].append(hit(np.exp(a + b * lp[rest])))
+            alone = PREDICTORS.get("gbt")(names).fit(feats[known], measured[known])
+            scores["alone"].append(hit(alone.predict(feats[rest])))
+        out[str(k)] = {name: {"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+                       for name, v in scores.items()}
+    return out
 
 
 if __name__ == "__main__":
