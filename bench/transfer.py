@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latency.dataset import archs_of, read_dataset  # noqa: E402
 from latency.hardware import load_hardware  # noqa: E402
+from latency.metrics import latency_metrics  # noqa: E402
 from latency.model import latency_model  # noqa: E402
 from latency.runner import cpu_identity, cpu_model  # noqa: E402
 from space import load_space  # noqa: E402
@@ -53,25 +54,25 @@ def main() -> None:
     archs = archs_of(df)
     predicted = model.predict(archs)[0] / float(model.bundle.dataset["ref_s"])  # ratio to the reference
     measured = df.ref_ratio.to_numpy()
-    err = predicted / measured - 1
-    from scipy.stats import kendalltau
-    int8 = df.arch.str.contains('"int8"').to_numpy()  # Arch.to_json names a precision other than fp32
-    by_precision = {p: float(np.mean(np.abs(err[sel]) <= 0.10)) for p, sel in (("fp32", ~int8), ("int8", int8)) if sel.any()}
+    overall = latency_metrics(measured, predicted)
+    precision = np.array([a.precision for a in archs])
+    by_precision = {p: latency_metrics(measured[precision == p], predicted[precision == p])["within_10"]
+                    for p in np.unique(precision)}
     result = {"hardware": hw.name, "profile_cpu": hw.cpu, "this_cpu": {"name": cpu_model(), **cpu_identity()},
-              "archs": len(df), "within_10pct": float(np.mean(np.abs(err) <= 0.10)), "within_10pct_by_precision": by_precision,
+              "archs": len(df), "within_10pct": overall["within_10"], "within_10pct_by_precision": by_precision,
               "median_predicted_over_measured": float(np.median(predicted / measured)),
-              "kendall_tau": float(kendalltau(predicted, measured).statistic),
+              "kendall_tau": overall["kendall_tau"],
               "median_spread_here": float(df.spread.median()),
               "reference_here_s": float(df.ref_s.median()), "reference_profile_s": float(model.bundle.dataset["ref_s"]),
               "profile_own_metrics": model.bundle.metrics}
-    result["few_shot"] = few_shot(df, archs, predicted, measured, hw, space, args.draws)
+    result["few_shot"] = few_shot(archs, predicted, measured, hw, space, args.draws)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "transfer.json", json.dumps(result, indent=2, default=str))
     print(json.dumps({k: v for k, v in result.items() if k != "profile_own_metrics"}, indent=2, default=str))
 
 
-def few_shot(df, archs, predicted: np.ndarray, measured: np.ndarray, hw, space, draws: int,
+def few_shot(archs, predicted: np.ndarray, measured: np.ndarray, hw, space, draws: int,
              ks=(5, 10, 20, 40)) -> dict:
     """Share of the archs not drawn within ±10%, mean over `draws` draws of k known archs, per
     correction; all on the drift-free ratio-to-reference scale."""
@@ -88,7 +89,7 @@ def few_shot(df, archs, predicted: np.ndarray, measured: np.ndarray, hw, space, 
         for _ in range(draws):
             known = rng.choice(len(measured), k, replace=False)
             rest = np.setdiff1d(np.arange(len(measured)), known)
-            hit = lambda pred: float(np.mean(np.abs(pred / measured[rest] - 1) <= 0.10))  # noqa: E731
+            hit = lambda pred: latency_metrics(measured[rest], pred)["within_10"]  # noqa: E731
             scores["scale"].append(hit(predicted[rest] * np.median(measured[known] / predicted[known])))
             b, a = np.polyfit(lp[known], lm[known], 1)
             scores["loglinear"].append(hit(np.exp(a + b * lp[rest])))
