@@ -205,6 +205,7 @@ BAD_SEARCH = [
     (["--ray-address", "127.0.0.1:1"], "nothing answers there"),
     (["--ray-address", "nowhere"], "HOST:PORT"),
     (["--supernet", "junk"], "holds no supernet"),
+    (["--supernet", "mistyped"], "does not exist"),
     (["--eval-batches", "0"], "--eval-batches"),
     (["--strategy", "annealing"], "annealing"),
 ]

@@ -182,7 +182,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     if slow:
         notes.append(f"scoring candidates: {slow}")
     p.note(f"latency on {hw.name}: {plan.model.describe()}, workload {plan.workload}; an arch is within "
-           f"{plan.budget} when its latency's upper bound at {plan.confidence:.0%} confidence is")
+           f"{plan.budget} when its latency's upper bound at {plan.confidence:.0%} confidence is within it")
     for note in notes:
         p.note(note)
     close = lambda: None  # noqa: E731
@@ -263,7 +263,9 @@ def analytic_spread(plan: SearchPlan, trials, ranking) -> dict[str, Any]:
             f"-{_ms(slow[i]) if i is not None else '?'} across the profile's constant ranges (point "
             f"{_ms(ranking[0]['latency_s']) if ranking else '?'}); "
             + ("the best arch within the budget is the same at both ends" if not changes else
-               "; ".join(f"with the {end} constants the best arch would be {b or 'none'}" for end, b in changes.items()))
+               "; ".join(f"with the {end} constants the best arch would be {b}" if b else
+                         f"with the {end} constants no arch this search scored would fit {plan.budget}"
+                         for end, b in changes.items()))
             + f". Measuring it takes `nas profile --hardware {plan.hardware.name} --samples {samples}` on that "
               f"device, about {max(1, round(minutes))} minutes")
     return {"fast_s": float(fast[i]) if i is not None else None, "slow_s": float(slow[i]) if i is not None else None,

@@ -239,13 +239,11 @@ def choose_supernet(space: SearchSpace, folder: str | Path | None) -> SupernetCh
     from supernet.tasks import check_data, task_for
     if folder is not None:
         folder = Path(folder)
-        if not has_supernet(folder):
-            if folder.exists() and any(folder.iterdir()):
-                raise UserError(f"--supernet {folder}: holds no supernet ({folder}/supernet.safetensors missing); "
-                                f"train one with `nas train-supernet --space {space.name} --out {folder}`")
-            task_for(space)
-            check_data(task_for(space), None)
-            return SupernetChoice(folder, "train", f"no trained supernet in {folder}: training the quick one first")
+        if not has_supernet(folder):  # a mistyped path must not start a training run
+            what = "holds no supernet" if folder.exists() else "does not exist"
+            raise UserError(f"--supernet {folder}: {what} ({folder}/supernet.safetensors missing); train one with "
+                            f"`nas train-supernet --space {space.name} --out {folder}`, or leave --supernet out "
+                            f"to use the default one")
         return _existing(space, folder)
     default = default_supernet_dir(space.name)
     if has_supernet(default):
