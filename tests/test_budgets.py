@@ -163,3 +163,22 @@ def test_calibration_puts_predictions_on_todays_scale(monkeypatch) -> None:
     assert 0.05 < found["scale"] < 50 and found["reference_now_s"] > 0  # loose: a loaded machine is slow
     assert np.allclose(model.predict(archs)[0], before * found["scale"])
     assert "rescaled to this machine's speed now" in model.describe()
+
+
+def test_what_fits_is_judged_on_todays_scale(monkeypatch, tmp_path) -> None:
+    """On the measured device the plan times the reference arch before it decides whether the budget
+    is reachable: a machine faster than its dataset's scale runs archs that scale calls too slow."""
+    hw = load_hardware("epyc-2vcpu")
+    model = latency_model(hw, LM, LM.workload)
+    _as_if_on(model, monkeypatch)
+    smallest = LM.restricted(hw.precisions).smallest()
+    dataset_bound = float(model.bound([smallest], 0.9)[0])
+    plan = api.plan_search(hw, "10s", iterations=1, out=tmp_path / "run")
+    found = plan.model.calibration
+    assert found and found["scale"] > 0  # timed now, at plan time
+    assert plan.bound([smallest])[0] == pytest.approx(dataset_bound * found["scale"])
+    outcome = api.run_planned_search(plan, progress=False, evaluate=lambda archs: [1.0] * len(archs))
+    assert outcome.record.calibration == found  # a supernet already trained: no second timing
+    too_tight = f"{dataset_bound * found['scale'] * 0.2 * 1e3:.3f}ms"
+    with pytest.raises(UserError, match="is predicted within"):
+        api.plan_search(hw, too_tight, iterations=1, out=tmp_path / "run2")
