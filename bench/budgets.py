@@ -4,7 +4,7 @@ wall clock, its own process) and compare with its budget.
 
     python bench/budgets.py search --budgets 30ms 40ms 50ms 60ms 75ms 90ms --out bench/results/budgets
     python bench/budgets.py measure --out bench/results/budgets        # later, quiet machine wanted
-Results: searches.json, budgets.json in --out; the table goes to docs/benchmarks.md.
+Results: searches.json, budgets.json (--file) in --out; the table goes to docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def measure(args) -> None:
     summary = {"within_share": sum(r["within"] for r in rows) / len(rows),
                "mean_under": statistics.mean(r["under"] for r in rows),
                "mean_measured_over_predicted": statistics.mean(r["measured_s"] / r["predicted_s"] for r in rows)}
-    (out / "budgets.json").write_text(json.dumps({"args": vars(args), "rows": rows, "summary": summary}, indent=2))
+    (out / args.file).write_text(json.dumps({"args": vars(args), "rows": rows, "summary": summary}, indent=2))
     print("| budget | predicted | bound (90%) | measured (raw median) | spread | within? | under budget by |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -76,6 +76,7 @@ def main() -> None:
     m = sub.add_parser("measure")
     m.add_argument("--rounds", type=int, default=21)
     m.add_argument("--out", default="bench/results/budgets")
+    m.add_argument("--file", default="budgets.json", help="results file in --out (one per timing run)")
     args = ap.parse_args()
     {"search": search, "measure": measure}[args.stage](args)
 
