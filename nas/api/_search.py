@@ -142,9 +142,9 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
             raise UserError(f"{run_dir}: its trials were scored with the supernet in {previous.supernet}, not "
                             f"{choice.folder.resolve()}; resume with --supernet {previous.supernet} or use another --out")
     if calibrate and not ray_address:
-        # On the measured device itself, today's speed decides what fits: a machine 1.8x faster than
-        # its dataset's scale runs archs that the dataset's scale says are over the budget. Timing the
-        # reference takes about a second; a supernet still to be trained recalibrates after it.
+        # On the measured device itself, today's speed decides what fits: a machine faster than its
+        # dataset's scale runs archs that scale says are over the budget. Timing the reference takes
+        # about a second; a supernet still to be trained recalibrates after it.
         from latency.model import calibrate as calibrate_now
         calibrate_now(model)
     check_reachable(space, bound, budget_s, seed, hardware=hw.name,
@@ -170,7 +170,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                                plan.device if not plan.ray_address else "auto")
               if evaluate is None else plan.supernet.folder)
     notes: list[str] = []
-    if plan.calibrate and (plan.supernet.action != "use" or not plan.model.calibration):
+    trained = evaluate is None and plan.supernet.action != "use"
+    if plan.calibrate and (trained or not plan.model.calibration):  # the plan's timing is stale, or was not taken
         calibrate(plan.model)  # after any training: nothing else runs now
     found = plan.model.calibration if plan.calibrate else {}
     other = other_cpu(plan.model)
