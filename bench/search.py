@@ -94,7 +94,14 @@ def main() -> None:
     ap.add_argument("--sweep", nargs="*", default=["30ms", "40ms", "50ms", "60ms", "75ms", "90ms"],
                     help="budgets searched by tournament evolution (every seed) to check monotonicity")
     ap.add_argument("--sweep-modes", nargs="+", default=["independent", "reused"], choices=["independent", "reused"])
-    ap.add_argument("--parts", nargs="+", default=["strategies", "sweep", "ray"], choices=["strategies", "sweep", "ray"])
+    ap.add_argument("--parts", nargs="+", default=["strategies", "sweep", "ray"],
+                    choices=["strategies", "sweep", "ray", "goal"])
+    ap.add_argument("--goal", nargs="+", default=["xeon-2vcpu:20ms,35ms,60ms,90ms", "a100:10ms,15ms,20ms,30ms"],
+                    help="part goal: HARDWARE:BUDGET,BUDGET... searched with the defaults of `nas search`")
+    ap.add_argument("--goal-strategies", nargs="+", default=["random", "evolution", "tpe"])
+    ap.add_argument("--goal-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--reference-mult", type=int, default=0,
+                    help="part goal: also a tournament evolution this many times longer (0: none)")
     ap.add_argument("--out", default="bench/results/search")
     args = ap.parse_args()
     out = Path(args.out)
@@ -128,6 +135,10 @@ def main() -> None:
             results.setdefault("sweeps", {})["independent"] = {"best": results.pop("sweep"),
                                                                "larger_budget_worse": results.pop("sweep_larger_budget_worse")}
         results.setdefault("sweeps", {}).update(budget_sweep(args, space, ev, latency, bound, hw.name))
+    if "goal" in args.parts:
+        from bench.search_goal import run_goal
+        run_goal(args, out)
+        return
     if "ray" in args.parts:
         from space import make_rng
         rng = make_rng(123)

@@ -53,10 +53,11 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, resources
 class RayEvaluatorPool:
     def __init__(self, supernet_dir: str, eval_batches: int, workers: int, address: str | None = None,
                  threads_per_worker: int = 1, evaluator_factory: Callable | None = None, device: str = "cpu",
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, spread: bool = False) -> None:
         """`evaluator_factory(folder, batches) -> Evaluator` builds each actor's scorer (default:
         `nas.api.supernet_evaluator`, the supernet's own validation data, on `device`: an actor
-        asks Ray for a GPU when the device is CUDA, or "auto" and the cluster has GPUs)."""
+        asks Ray for a GPU when the device is CUDA, or "auto" and the cluster has GPUs; `spread`:
+        the search's multi-fidelity batches, see supernet_evaluator)."""
         ray = self.ray = start_ray(address, num_cpus=workers)
         gpus = 1 if device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
 
@@ -67,12 +68,14 @@ class RayEvaluatorPool:
                 torch.set_num_threads(threads)  # Ray reuses worker processes: set it every time
                 if factory is None:
                     from nas.api import supernet_evaluator
-                    self.ev = supernet_evaluator(folder, batches, device="cuda" if gpus else "cpu", precision=precision)
+                    self.ev = supernet_evaluator(folder, batches, device="cuda" if gpus else "cpu", precision=precision,
+                                                 spread=spread)
                 else:
                     self.ev = factory(folder, batches)
 
-            def losses(self, archs_json: list[str]) -> list[float]:
-                return self.ev.losses([Arch.from_json(a) for a in archs_json])
+            def losses(self, archs_json: list[str], batches: int | None = None) -> list[float]:
+                archs = [Arch.from_json(a) for a in archs_json]
+                return self.ev.losses(archs) if batches is None else self.ev.losses(archs, batches)
 
             def pid(self) -> int:
                 import os
@@ -83,13 +86,14 @@ class RayEvaluatorPool:
         self.retries = 0
         self.patience_s = 300.0  # how long a dead actor may take to come back
 
-    def losses(self, archs: list[Arch]) -> list[float]:
-        """Losses in the order of `archs`; chunks of a dead actor go again (the actor restarts)."""
+    def losses(self, archs: list[Arch], batches: int | None = None) -> list[float]:
+        """Losses in the order of `archs` (on the first `batches` validation batches, if given);
+        chunks of a dead actor go again (the actor restarts)."""
         ray = self.ray
         n = len(self.actors)
         chunks = [[i for i in range(len(archs)) if i % n == k] for k in range(n)]
         out: list[float | None] = [None] * len(archs)
-        pending = {self.actors[k].losses.remote([archs[i].to_json() for i in idx]): (k, idx)
+        pending = {self.actors[k].losses.remote([archs[i].to_json() for i in idx], batches): (k, idx)
                    for k, idx in enumerate(chunks) if idx}
         failing_since: float | None = None
         while pending:
@@ -108,7 +112,7 @@ class RayEvaluatorPool:
                     raise UserError(f"Ray workers keep dying while scoring candidates (for {self.patience_s:.0f} s); "
                                     "check their memory") from None
                 time.sleep(min(2.0, 0.1 * 2 ** min(self.retries, 5)))
-                pending[self.actors[k].losses.remote([archs[i].to_json() for i in idx])] = (k, idx)
+                pending[self.actors[k].losses.remote([archs[i].to_json() for i in idx], batches)] = (k, idx)
         return out  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -8,6 +8,8 @@ the inputs of a roofline model, not a simulation of caches.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -282,8 +284,13 @@ def activation_bytes(precision: str) -> int:
 
 def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int | None = None) -> Cost:
     """Parameters, FLOPs and bytes of `arch` running `workload` (default: one forward of 64 tokens),
-    at the arch's precision (`dtype_bytes` overrides the bytes per activation value)."""
-    w = workload or Workload()
+    at the arch's precision (`dtype_bytes` overrides the bytes per activation value). Memoised: a
+    search asks for the same archs' costs again (point prediction, both ends of a range, seeding)."""
+    return _analytic_cost(arch, workload or Workload(), dtype_bytes)
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _analytic_cost(arch: Arch, w: Workload, dtype_bytes: int | None) -> Cost:
     n, b, db = w.seq_len, w.batch, dtype_bytes or activation_bytes(arch.precision)
     if n > arch.max_len or (arch.kind == "decoder" and n + w.gen_tokens > arch.max_len):
         raise ArchError(f"workload {w} needs {n + (w.gen_tokens if arch.kind == 'decoder' else 0)} positions "

@@ -30,6 +30,13 @@ def loss_sum(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
     return total.item(), real_tokens(y, v)
 
 
+def row_loss_sums(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy (nats, float32) of each row of a batch, padding ignored: (B,)."""
+    v = logits.shape[-1]
+    per = F.cross_entropy(logits.reshape(-1, v).float(), y.reshape(-1), ignore_index=pad_of(v), reduction="none")
+    return per.view(y.shape[0], -1).sum(1)
+
+
 def real_tokens(y: torch.Tensor, vocab_size: int) -> int:
     return int((y != pad_of(vocab_size)).sum())
 

@@ -95,6 +95,33 @@ def evenly_spaced(items: Sequence, n: int) -> list:
     return [items[round(j * (len(items) - 1) / max(1, n - 1))] for j in range(n)]
 
 
+def prefix_order(n: int) -> list[int]:
+    """0..n-1 in van der Corput order (0, n/2, n/4, 3n/4, ...): every prefix of it is spread evenly
+    over the range, so the first k batches of a list in this order sample the whole split."""
+    bits = max(1, (n - 1).bit_length())
+    keys = sorted(range(1 << bits), key=lambda i: int(f"{i:0{bits}b}"[::-1], 2))
+    return [i for i in keys if i < n]
+
+
+def spread_batches(record, batches: int, split: str = "val") -> list:
+    """`batches` evaluation batches drawn evenly from the whole split and ordered so that every
+    prefix of them is spread over it too (prefix_order): the batches a multi-fidelity search scores
+    a cheap fitness on (the first few) and its contenders on (more of the same list)."""
+    full = supernet_task_data(record, 10 ** 9, split=split).val  # every batch of the split
+    if record.task == "translation":  # padded batches of sorted lengths: spread the batches themselves
+        chosen = evenly_spaced(full, batches)
+        return [chosen[i] for i in prefix_order(len(chosen))]
+    import torch
+    bs = record.train.batch_size
+    x = torch.cat([b[0] for b in full])
+    y = torch.cat([b[1] for b in full])
+    idx = evenly_spaced(range(len(x)), batches * bs)
+    # batch k holds windows k, k + nb, k + 2 nb, ... of the chosen ones: each batch spans the split
+    nb = -(-len(idx) // bs)
+    cols = [[idx[j] for j in range(k, len(idx), nb)] for k in range(nb)]
+    return [(x[c], y[c]) for c in (cols[i] for i in prefix_order(nb))]
+
+
 def parallel_corpus(data: Any):
     from supernet.corpus import load_parallel_corpus
     return load_parallel_corpus(*(data or (None, None)))

@@ -179,8 +179,8 @@ class TestSearcherContract:
                 assert t.values[1] == t.user_attrs["latency_s"]
         assert result.best["loss"] == min(t.values[0] for t in trials)
         assert result.best_arch.id == result.best["arch_id"]
-        assert list(result.frame().columns) == ["number", "arch_id", "loss", "latency_s", "latency_bound_s", "strategy",
-                                                "arch"]
+        assert list(result.frame().columns) == ["number", "arch_id", "loss", "batches", "tokens", "latency_s",
+                                                "latency_bound_s", "strategy", "search_loss", "arch"]
         assert all(t["latency_bound_s"] == t["latency_s"] for t in result.trials)  # no bound given: the prediction
         assert all(Arch.from_json(t["arch"]).id == t["arch_id"] for t in result.trials)
 
@@ -202,7 +202,7 @@ class TestReuse:
         reused = [t for t in second.trials if t["strategy"] == REUSED]
         assert [t["arch_id"] for t in own] == [t["arch_id"] for t in plain.trials]  # the same search
         ids = {t["arch_id"] for t in own}
-        expected = [t for t in sorted(first.trials, key=lambda t: t["loss"])[:6] if t["arch_id"] not in ids]
+        expected = sorted((t for t in first.trials if t["arch_id"] not in ids), key=lambda t: t["loss"])[:6]
         assert sorted(t["arch_id"] for t in reused) == sorted(t["arch_id"] for t in expected)
         assert over.id not in {t["arch_id"] for t in second.trials}
         assert min(t["number"] for t in reused) > max(t["number"] for t in own)  # recorded after it

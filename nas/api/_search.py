@@ -24,6 +24,8 @@ DEFAULT_ITERATIONS = 300
 # is that 9 in 10 searched models measure within their budget, and with a measured predictor
 # (relative std ~4%) the bound sits ~5% above the point prediction, which wastes little budget.
 DEFAULT_CONFIDENCE = 0.9
+# Fitness stages (nas.search.fidelity): batches of 16 windows of 128 tokens on the shipped supernet
+DEFAULT_EVAL_BATCHES, DEFAULT_HURDLE_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP = 2, 8, 64, 8
 
 
 def default_run_dir(hw: str, budget: str, strategy: str, seed: int) -> Path:
@@ -76,6 +78,7 @@ class SearchPlan:
     calibrate: bool = True  # time the reference arch now, on a measured device that is this machine
     full_space: SearchSpace | None = None  # the space before restricting it to the device's precisions
     reuse: bool = True  # never re-score an arch of earlier searches with this supernet; their best join the answer
+    fidelity: Any = None  # nas.search.fidelity.Fidelity: validation batches per stage (cheap, hurdle, final)
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,18 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
                 supernet: str | Path | None = None, strategy: str = "evolution",
                 iterations: int = DEFAULT_ITERATIONS, population: int | None = None,
                 options: dict[str, Any] | None = None, seed: int = 0, workload: str | Workload | None = None,
-                eval_batches: int = 4, workers: int = 0, ray_address: str | None = None,
+                eval_batches: int = DEFAULT_EVAL_BATCHES, workers: int = 0, ray_address: str | None = None,
                 out: str | Path | None = None, device: str = "auto", precision: str | None = None,
-                confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True, reuse: bool = True) -> SearchPlan:
+                confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True, reuse: bool = True,
+                hurdle_batches: int | None = None, final_batches: int | None = None,
+                final_top: int = DEFAULT_FINAL_TOP) -> SearchPlan:
     """Checks a search request; raises a UserError (one line) for the first thing wrong.
     `budget`: a duration string ("20ms") or seconds; `device`/`precision`: where the fitness runs;
     `reuse`: never score an arch twice with the same supernet and settings (nas.search.scores), and
-    let the best archs earlier searches scored within the budget compete for the answer."""
+    let the best archs earlier searches scored within the budget compete for the answer.
+    Fitness: every candidate on `eval_batches` validation batches, the contenders on
+    `hurdle_batches` (default 8), the final `final_top` on `final_batches` (default 64), the answer
+    the best of those (nas.search.fidelity)."""
     from nas.ray_adapter import check_address
     from nas.search import check_reachable, parse_duration, resolve_options, strategy_class
     from nas.search.driver import run_settings
@@ -116,6 +124,11 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise UserError(f"--{name.replace('_', '-')} {value!r}: must be an integer of at least {least}")
     strategy_class(strategy)
+    from nas.search.fidelity import Fidelity
+    fidelity = Fidelity(batches=eval_batches,
+                        hurdle_batches=max(eval_batches, DEFAULT_HURDLE_BATCHES) if hurdle_batches is None else hurdle_batches,
+                        final_batches=(max(eval_batches, hurdle_batches or 0, DEFAULT_FINAL_BATCHES)
+                                       if final_batches is None else final_batches), final_top=final_top)
     opts = asdict(resolve_options(strategy, {**population_options(strategy, population), **(options or {})}))
     hw, full = as_hardware(hardware), as_space(space)
     w = as_workload(workload, full)
@@ -133,7 +146,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     run_dir = Path(out) if out else default_run_dir(hw.name, budget_text, strategy, seed)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a folder")
-    recorded = check_resumable(run_dir, run_settings(space, strategy, seed, budget_s, opts))
+    recorded = check_resumable(run_dir, run_settings(space, strategy, seed, budget_s, opts, fidelity))
     choice = choose_supernet(full, supernet)
     if recorded and (run_dir / "run.json").is_file():
         from nas.search.report import read_run
@@ -153,7 +166,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     return SearchPlan(hw, space, w, budget_s, budget_text, strategy, opts, iterations, seed, eval_batches, workers,
                       ray_address, run_dir, choice, latency, model.source, recorded,
                       str(dev) if dev is not None else device, prec, confidence, bound, model, calibrate, full,
-                      bool(reuse))
+                      bool(reuse), fidelity)
 
 
 def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
@@ -197,19 +210,24 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
         p.note(note)
     close = lambda: None  # noqa: E731
     known: list | None = None  # None: no reuse
+    fidelity, tokens = plan.fidelity, None
     if evaluate is None:
+        ev = supernet_evaluator(folder, fidelity.final_batches, device=plan.device if not plan.ray_address else "cpu",
+                                precision=plan.precision if not plan.ray_address else None, spread=True)
+        tokens = ev.tokens_of
         if plan.workers or plan.ray_address:
             from nas.ray_adapter import RayEvaluatorPool
-            pool = RayEvaluatorPool(str(folder), plan.eval_batches, max(1, plan.workers), plan.ray_address,
+            pool = RayEvaluatorPool(str(folder), fidelity.final_batches, max(1, plan.workers), plan.ray_address,
                                     device=plan.device if not plan.ray_address else "auto",
-                                    precision=None if plan.precision == "auto" else plan.precision)
+                                    precision=None if plan.precision == "auto" else plan.precision, spread=True)
             evaluate, close = pool.losses, pool.close
         else:
-            evaluate = supernet_evaluator(folder, plan.eval_batches, device=plan.device,
-                                          precision=plan.precision).losses
+            evaluate = ev.losses
         if plan.reuse:
             book = score_book(plan, folder)
             evaluate, known = book.wrap(evaluate), book.items()
+    elif not _takes_batches(evaluate):
+        fidelity = None  # a fitness of one fidelity: every candidate scored alike
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with p.task("search", plan.iterations, unit="arch") as bar:
@@ -217,7 +235,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                                 budget_s=plan.budget_s, iterations=plan.iterations, batch=8, run_dir=plan.run_dir,
                                 seed=plan.seed, options=plan.options, hardware=hw.name, bound=plan.bound,
                                 progress=lambda done, best: bar.update(done, f"best loss {best:.4f}" if best else ""),
-                                known=known)
+                                known=known, fidelity=fidelity, tokens=tokens)
     finally:
         close()
     reused = sum(t["strategy"] == REUSED for t in result.trials)
@@ -233,9 +251,21 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                        latency_source=plan.latency_source, strategy=plan.strategy, seed=plan.seed,
                        iterations=plan.iterations, supernet=str(Path(folder).resolve()), eval_batches=plan.eval_batches,
                        options=plan.options, confidence=plan.confidence, calibration=dict(plan.model.calibration),
-                       analytic_range=spread, reused=reused)
+                       analytic_range=spread, reused=reused,
+                       fidelity=fidelity.to_dict() if fidelity is not None else {})
     record = write_run(plan.run_dir, result.trials, record)
     return SearchOutcome(plan.run_dir, record, result.trials, ranking, tuple(notes))
+
+
+def _takes_batches(evaluate: Callable) -> bool:
+    """Whether a fitness of the caller's takes (archs, batches): multi-fidelity, or archs alone."""
+    import inspect
+    try:
+        params = [p for p in inspect.signature(evaluate).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def score_book(plan: SearchPlan, folder: str | Path):
@@ -244,7 +274,7 @@ def score_book(plan: SearchPlan, folder: str | Path):
     from nas.search.scores import ScoreBook, scorer_key
     from supernet.checkpoint import checkpoint_path, read_record
     device = plan.device if plan.ray_address is None else f"ray:{plan.device}"
-    key = scorer_key(checkpoint_path(folder), split="val", batches=plan.eval_batches,
+    key = scorer_key(checkpoint_path(folder), split="val", spread=plan.fidelity.final_batches,
                      data=read_record(folder).data, device=device.split(":")[0], precision=plan.precision)
     return ScoreBook.for_scorer(key)
 
@@ -290,10 +320,11 @@ def _ms(seconds: float) -> str:
 def search(hardware: str | Any, budget: str | float, *, space: str | Path | SearchSpace = "lm-shakespeare",
            supernet: str | Path | None = None, strategy: str = "evolution", iterations: int = DEFAULT_ITERATIONS,
            population: int | None = None, options: dict[str, Any] | None = None, seed: int = 0,
-           workload: str | Workload | None = None, eval_batches: int = 4, workers: int = 0,
+           workload: str | Workload | None = None, eval_batches: int = DEFAULT_EVAL_BATCHES, workers: int = 0,
            ray_address: str | None = None, out: str | Path | None = None, device: str = "auto",
            precision: str | None = None, confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True,
-           reuse: bool = True, progress: Progress | bool = True) -> SearchOutcome:
+           reuse: bool = True, hurdle_batches: int | None = None, final_batches: int | None = None,
+           final_top: int = DEFAULT_FINAL_TOP, progress: Progress | bool = True) -> SearchOutcome:
     """The most accurate arch of `space` within `budget` on `hardware`: validation loss with
     inherited supernet weights, latency from the hardware's predictor. Resumes `out` when it holds
     this search already. See `plan_search` for what is checked first."""
@@ -301,5 +332,5 @@ def search(hardware: str | Any, budget: str | float, *, space: str | Path | Sear
                        population=population, options=options, seed=seed, workload=workload,
                        eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
                        device=device, precision=precision, confidence=confidence, calibrate=calibrate,
-                       reuse=reuse)
+                       reuse=reuse, hurdle_batches=hurdle_batches, final_batches=final_batches, final_top=final_top)
     return run_planned_search(plan, progress)

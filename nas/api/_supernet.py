@@ -294,19 +294,26 @@ def _data_args(record: SupernetRecord) -> dict[str, Any]:
 # ---- scoring -----------------------------------------------------------------------------------
 
 def supernet_evaluator(folder: str | Path, batches: int | None = None, loaded: Any = None,
-                       split: str = "val", device: str = "cpu", precision: str | None = None) -> "Evaluator":
+                       split: str = "val", device: str = "cpu", precision: str | None = None,
+                       spread: bool = False) -> "Evaluator":
     """The scorer a search uses: an Evaluator of the supernet in `folder` on its own data's `split`
     (validation for selection; test only for final tables), on `device` in `precision` (default:
     the device's), scoring many windows of many archs per call. `loaded`: what
-    `load_supernet(folder)` returned, when the caller has it already."""
+    `load_supernet(folder)` returned, when the caller has it already. `spread`: `batches` batches
+    drawn from the whole split, every prefix of them spread over it (the search's multi-fidelity
+    scorer: `loss(arch, batches=k)` scores the first k); else the split's first `batches`."""
     from supernet.checkpoint import load_supernet
     from supernet.device import resolve_device, resolve_precision
     from supernet.evaluate import Evaluator
     from supernet.tasks import supernet_task_data
     dev = resolve_device(device)
     model, record = loaded or load_supernet(folder)
-    td = supernet_task_data(record, batches, split=split)
-    return Evaluator(model.to(dev), td.val, precision=resolve_precision(precision, dev))
+    if spread:
+        from supernet.tasks import spread_batches
+        val = spread_batches(record, batches or record.train.eval_batches, split=split)
+    else:
+        val = supernet_task_data(record, batches, split=split).val
+    return Evaluator(model.to(dev), val, precision=resolve_precision(precision, dev))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from nas import api
 from nas.cli._common import PROGRESS, console, device_options, stdout_console
-from nas.api import DEFAULT_CONFIDENCE, DEFAULT_ITERATIONS
+from nas.api import (DEFAULT_CONFIDENCE, DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP,
+                     DEFAULT_HURDLE_BATCHES, DEFAULT_ITERATIONS)
 from nas.search import REUSED, STRATEGIES
 from space import Arch, analytic_cost
 from space.display import arch_summary, human
@@ -30,8 +31,16 @@ from space.errors import UserError
 @click.option("--population", default=None, type=click.IntRange(min=2), help="Population (evolution, hat, nsga2).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workload", default=None, metavar="SPEC", help="What latency means (default: the space's).")
-@click.option("--eval-batches", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Validation batches per fitness evaluation.")
+@click.option("--eval-batches", default=DEFAULT_EVAL_BATCHES, show_default=True, type=click.IntRange(min=1),
+              help="Validation batches of every candidate's cheap fitness.")
+@click.option("--hurdle-batches", default=None, type=click.IntRange(min=1),
+              help=f"Validation batches of the contenders (cheap loss in the best quarter so far) "
+                   f"[default: {DEFAULT_HURDLE_BATCHES}]; --hurdle-batches equal to --eval-batches turns the hurdle off.")
+@click.option("--final-batches", default=None, type=click.IntRange(min=1),
+              help=f"Validation batches the final top archs are re-scored on before the answer is chosen "
+                   f"[default: {DEFAULT_FINAL_BATCHES}].")
+@click.option("--final-top", default=DEFAULT_FINAL_TOP, show_default=True, type=click.IntRange(min=1),
+              help="How many of the best archs within the budget are re-scored on --final-batches.")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
               help="Ray actors scoring candidates in parallel (0: in this process).")
 @click.option("--ray-address", default=None, metavar="ADDR", help="Use an existing Ray cluster (HOST:PORT).")
@@ -48,13 +57,15 @@ from space.errors import UserError
                    "them out.")
 @device_options
 def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
-               eval_batches, workers, ray_address, out, confidence, calibrate, reuse, device, precision):
+               eval_batches, hurdle_batches, final_batches, final_top, workers, ray_address, out, confidence, calibrate,
+               reuse, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
     plan = api.plan_search(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
                            iterations=iterations, population=population, seed=seed, workload=workload,
                            eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
                            device=device, precision=precision, confidence=confidence, calibrate=calibrate,
-                           reuse=reuse)
+                           reuse=reuse, hurdle_batches=hurdle_batches, final_batches=final_batches,
+                           final_top=final_top)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
     for note in outcome.notes:
@@ -62,23 +73,35 @@ def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, 
     best = outcome.best
     if best is None:
         raise UserError(f"no evaluated arch met {budget}; raise --latency-budget or --iterations")
-    console.print(f"best within {budget}: {best['arch_id']} (loss {best['loss']:.4f}, predicted "
-                  f"{best['latency_s'] * 1e3:.2f} ms, at most {best['latency_bound_s'] * 1e3:.2f} ms at "
-                  f"{plan.confidence:.0%} confidence, {plan.latency_source}); run folder {outcome.run_dir} "
+    console.print(f"best within {budget}: {best['arch_id']} (validation loss {best['loss']:.4f}{_on(best)}, "
+                  f"predicted {best['latency_s'] * 1e3:.2f} ms, at most {best['latency_bound_s'] * 1e3:.2f} ms at "
+                  f"{plan.confidence:.0%} confidence, {plan.latency_source}: "
+                  f"{best['latency_bound_s'] / plan.budget_s:.0%} of the budget); run folder {outcome.run_dir} "
                   f"(trials.csv, best.yaml, pareto.csv, pareto.png, journal.log); export it with "
                   f"`nas export {outcome.run_dir} --out model/`, time it with `nas measure model/`")
 
 
 def _print_ranking(outcome, plan, top: int = 10) -> None:
     shown = outcome.ranking[:top]
-    table = Table("rank", "arch", "val loss", "ppl", f"predicted ({plan.latency_source})",
-                  f"bound ({plan.confidence:.0%})", "params", "layout", box=None,
+    table = Table("rank", "arch", "val loss", "tokens", "ppl", f"predicted ({plan.latency_source})",
+                  f"bound ({plan.confidence:.0%})", "budget used", "params", "layout", box=None,
                   title=f"top {len(shown)} of {len(outcome.trials)} trials within {plan.budget_s * 1e3:g} ms",
                   title_justify="left")
     for i, t in enumerate(shown, 1):
         a = Arch.from_json(t["arch"])
         name = a.id + (" (reused)" if t["strategy"] == REUSED else "")
-        table.add_row(str(i), name, f"{t['loss']:.4f}", f"{math.exp(t['loss']):.2f}", f"{t['latency_s'] * 1e3:.2f} ms",
-                      f"{t['latency_bound_s'] * 1e3:.2f} ms", human(analytic_cost(a, plan.workload).params),
+        table.add_row(str(i), name, f"{t['loss']:.4f}", _tokens(t), f"{math.exp(t['loss']):.2f}",
+                      f"{t['latency_s'] * 1e3:.2f} ms", f"{t['latency_bound_s'] * 1e3:.2f} ms",
+                      f"{t['latency_bound_s'] / plan.budget_s:.0%}", human(analytic_cost(a, plan.workload).params),
                       escape(arch_summary(a)))
     stdout_console().print(table)
+
+
+def _tokens(t) -> str:
+    n = t.get("tokens")
+    return human(int(n)) if isinstance(n, (int, float)) and n == n else "-"
+
+
+def _on(t) -> str:
+    n = t.get("tokens")
+    return f" on {int(n):,} tokens" if isinstance(n, (int, float)) and n == n else ""

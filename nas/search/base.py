@@ -66,6 +66,10 @@ class Searcher(ABC):
     def __init__(self, space: SearchSpace, feasible: Feasible, seed: int, **options: Any) -> None:
         self.space, self.feasible, self.seed = space, feasible, int(seed)
         self.opts = self.Options(**options)
+        # the same predicate over many archs at once (one batched latency prediction); the driver
+        # sets it, seeding (budget_seeds) asks it about thousands of archs
+        self.feasible_many: Callable[[Sequence[Arch]], list[bool]] = lambda archs: [self.feasible(a) for a in archs]
+        self._seeds: list[Arch] | None = None
         self.told: list[Result] = []
         self._told_ids: set[str] = set()
         self._seen: set[str] = set()  # proposed or told: never proposed again
@@ -88,6 +92,37 @@ class Searcher(ABC):
             self.told.append(Result(arch, loss, latency))
 
     # ---- helpers for strategies ---------------------------------------------------------------
+    def seeds(self, n: int) -> list[Arch]:
+        """The first `n` members of an initial population that reaches the budget's corners
+        (seeding.budget_seeds), computed once; a pure function of the space, budget and seed."""
+        if self._seeds is None:
+            from nas.search.seeding import budget_seeds
+            self._seeds = budget_seeds(self.space, self.feasible_many, n, self.seed) if n else []
+        return self._seeds[:n]
+
+    def _child(self, parent: Arch, rng: random.Random, prob: float, stack_prob: float) -> Arch:
+        """A mutation of `parent`: with `stack_prob` one whole-stack move (space.moves.stack_move),
+        else each gene resampled with `prob` (HAT)."""
+        if stack_prob and rng.random() < stack_prob:
+            from space.moves import stack_move
+            return stack_move(self.space, parent, rng)
+        return self.space.mutate(parent, rng, prob=prob)
+
+    def _seeded_draw(self, seeds: list[Arch], draw: Callable[[random.Random, int], Arch], first: int = 0
+                     ) -> Callable[[random.Random, int], Arch]:
+        """`draw` where candidate k < first + len(seeds) is seeds[k - first] on its first attempt
+        (a seed already evaluated, or infeasible, falls back to `draw`)."""
+        tried: set[int] = set()
+
+        def seeded(rng: random.Random, k: int) -> Arch:
+            i = k - first
+            if 0 <= i < len(seeds) and k not in tried:
+                tried.add(k)
+                return seeds[i]
+            return draw(rng, k)
+        return seeded
+
+    
     def _rng(self, *key: object) -> random.Random:
         # A str seed is hashed with SHA-512: stable across processes (unlike hash()).
         return random.Random("/".join(map(str, (self.name, self.seed, *key))))

@@ -21,6 +21,8 @@ from space.errors import UserError
 from nas.search import study as rec
 from nas.search.base import REUSED, InfeasibleBudget, make_searcher, resolve_options, strategy_class
 from nas.search.budget import format_duration
+from nas.search.fidelity import Fidelity, Scorer, score_batch
+from nas.search.report import rank_key
 
 if TYPE_CHECKING:
     import optuna
@@ -58,25 +60,29 @@ def check_reachable(space: SearchSpace, latency: Batch, budget_s: float, seed: i
             f"is {format_duration(lats[i])} (arch {archs[i].id}); raise --latency-budget")
 
 
-def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: Batch, budget_s: float,
+def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency: Batch, budget_s: float,
                iterations: int, batch: int, run_dir: Path, seed: int, options: dict[str, Any] | None = None,
                progress: Callable[[int, float | None], None] | None = None, hardware: str = "",
-               bound: Batch | None = None, known: Sequence[tuple[Arch, float]] | None = None,
-               known_limit: int = KNOWN_LIMIT) -> SearchResult:
+               bound: Batch | None = None, known: Sequence[tuple] | None = None,
+               known_limit: int = KNOWN_LIMIT, fidelity: Fidelity | None = None,
+               tokens: Callable[[int], int] | None = None) -> SearchResult:
     """Evaluates `iterations` archs within the latency budget (resuming `run_dir`).
 
-    evaluate: archs -> validation losses (math.inf: failed), one call per batch.
-    latency: archs -> predicted latencies in seconds (batched; called once per candidate draw).
+    evaluate: archs -> validation losses (math.inf: failed), one call per batch; with `fidelity`,
+    (archs, number of validation batches) -> losses on that prefix of the batches: every candidate
+    is scored cheaply, the contenders on more batches, and the final top-K on the large set (see
+    fidelity.py); `tokens(batches)` says how many tokens a loss on that many batches is measured on.
+    latency: archs -> predicted latencies in seconds (batched).
     bound: archs -> the upper bounds of those predictions that must be within `budget_s` (default:
     the predictions themselves); both are recorded with every trial.
     progress: called as progress(evaluated, best loss so far or None) after every batch.
     hardware: the device's name, for the message when no arch fits the budget.
-    known: (arch, loss) scored before with the same fitness (scores.ScoreBook). When the search
-    first completes, the best `known_limit` of them within the budget that it did not score itself
-    are recorded as trials of strategy "reused", in a study of their own (the strategy never reads
-    them), and join the result, so the answer is the better of this search's and theirs: never
-    worse than a search without them, and never worse than an arch known within a smaller budget.
-    None: no reuse (a run's reused trials are then left out of the result).
+    known: (arch, loss[, batches]) scored before with the same scorer (scores.ScoreBook). When the
+    search first completes, the best `known_limit` of them within the budget that it did not score
+    itself are recorded as trials of strategy "reused", in a study of their own (the strategy never
+    reads them), and compete for the answer, so it is never worse than a search without them, and
+    never worse than an arch known within a smaller budget. None: no reuse (a run's reused trials
+    are then left out of the result).
     """
     for name, value in (("iterations", iterations), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -88,39 +94,51 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     bound = bound or latency
     check_reachable(space, bound, budget_s, seed, hardware=hardware,
                     what="predicted latency" if bound is latency else "predicted latency (its upper bound)")
+    fid = fidelity or Fidelity.single(1)
+    scorer: Scorer = evaluate if fidelity is not None else (lambda archs, n: evaluate(archs))
+
+    def attrs_of(n: int, cheap: float, bound_s: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"latency_bound_s": bound_s, "cheap_loss": cheap}
+        if fidelity is not None:
+            out["batches"] = n
+            if tokens is not None:
+                out["tokens"] = int(tokens(n))
+        return out
 
     predicted: dict[str, tuple[float, float]] = {}
 
+    def predict_many(archs: Sequence[Arch]) -> list[tuple[float, float]]:
+        todo = list({a.id: a for a in archs if a.id not in predicted}.values())
+        if todo:
+            for a, p, b in zip(todo, latency(todo), bound(todo)):
+                predicted[a.id] = (float(p), float(b))
+        return [predicted[a.id] for a in archs]
+
     def predict(arch: Arch) -> tuple[float, float]:
-        if arch.id not in predicted:
-            predicted[arch.id] = (float(latency([arch])[0]), float(bound([arch])[0]))
-        return predicted[arch.id]
+        return predicted[arch.id] if arch.id in predicted else predict_many([arch])[0]
 
-    def latency_of(arch: Arch) -> float:
-        return predict(arch)[0]
-
-    study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts))
+    study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts, fidelity))
     rec.fail_running(study)  # trials in flight when a previous run died
     searcher = make_searcher(strategy, space, lambda a: predict(a)[1] <= budget_s, seed, study=study, **opts)
+    searcher.feasible_many = lambda archs: [b <= budget_s for _, b in predict_many(archs)]
     done = rec.evaluated(study)
     if done and not cls.records_own_trials:
         archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
         searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done])
+    history = [float(t.user_attrs.get("cheap_loss", t.values[0])) for t in done]  # the hurdle's cheap losses
     count = len(done)
     try:
         while count < iterations:
             archs = searcher.ask(min(batch, iterations - count))
             if not archs:
                 raise RuntimeError(f"{strategy} proposed nothing with all results told")  # a strategy bug
-            lats = [latency_of(a) for a in archs]  # known: the predicate computed them
-            losses = [float(v) for v in evaluate(archs)]
-            if len(losses) != len(archs):
-                raise ValueError(f"evaluate returned {len(losses)} losses for {len(archs)} archs")
-            losses = [math.inf if math.isnan(v) else v for v in losses]
-            searcher.tell(archs, losses, lats, [{"latency_bound_s": predict(a)[1]} for a in archs])
+            lats = [predict(a)[0] for a in archs]  # known: the predicate computed them
+            losses, used, cheap = score_batch(archs, scorer, fid, history)
+            attrs = [attrs_of(n, c, predict(a)[1]) for a, n, c in zip(archs, used, cheap)]
+            searcher.tell(archs, losses, lats, attrs)
             if not cls.records_own_trials:
-                for arch, loss, lat in zip(archs, losses, lats):
-                    rec.record(study, space, arch, loss, lat, strategy, bound_s=predict(arch)[1])
+                for arch, loss, lat, extra in zip(archs, losses, lats, attrs):
+                    rec.record(study, space, arch, loss, lat, strategy, extra=extra)
             count += len(archs)
             if progress is not None:
                 best = _best(rec.evaluated(study))
@@ -132,29 +150,68 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Batch, latency: B
     if known is not None:
         reused = rec.open_reused(run_dir)
         if not rec.evaluated(reused):  # recorded once, when the search first completes
-            add_known(reused, study, space, known, known_limit, budget_s, latency, bound)
-    return _result(strategy, Path(run_dir), study, reused)
+            add_known(reused, study, space, known, known_limit, budget_s, latency, bound,
+                      lambda n: attrs_of(n, math.nan, math.nan) if fidelity is not None and n else {})
+    result = _result(strategy, Path(run_dir), study, reused)
+    if fidelity is None or not fid.multi:
+        return result
+    final = final_scores(study, result, scorer, fid, budget_s)
+    return _result(strategy, Path(run_dir), study, reused, final, tokens)
 
 
-def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace, known: Sequence[tuple[Arch, float]],
-              limit: int, budget_s: float, latency: Batch, bound: Batch) -> None:
+def final_scores(study: "optuna.Study", result: SearchResult, scorer: Scorer, fid: Fidelity, budget_s: float
+                 ) -> dict[str, float]:
+    """arch id -> loss on the final set, of the `final_top` best archs within the budget by the
+    loss the search holds, and of every reused arch already scored on the final set (free: the
+    score book answers). Kept in the study (`final`), so a resumed, finished run does not re-score."""
+    recorded = study.user_attrs.get("final")
+    if recorded is not None:
+        return {k: float(v) for k, v in recorded.items()}
+    within = [t for t in result.trials if math.isfinite(t["loss"]) and _bound(t) <= budget_s]
+    top = sorted(within, key=lambda t: (t["loss"], t["number"]))[:fid.final_top]
+    ids = {t["arch_id"] for t in top}
+    top += [t for t in within if t.get("batches") == fid.final_batches and t["arch_id"] not in ids]
+    archs = [Arch.from_json(t["arch"]) for t in top]
+    losses = scorer(archs, fid.final_batches) if archs else []
+    final = {a.id: float(v) for a, v in zip(archs, losses)}
+    study.set_user_attr("final", final)
+    return final
+
+
+def _bound(t: dict[str, Any]) -> float:
+    b = t.get("latency_bound_s")
+    return t["latency_s"] if b is None or b != b else b
+
+
+def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace, known: Sequence[tuple],
+              limit: int, budget_s: float, latency: Batch, bound: Batch,
+              attrs: Callable[[int], dict[str, Any]] = lambda n: {}) -> None:
     """Records the best `limit` known archs within the budget that the search did not score itself,
     as trials of strategy REUSED in the run's `reused` study, once the search is done: they never
-    steer it (its strategy reads its own study alone), but they compete for the answer."""
+    steer it (its strategy reads its own study alone), but they compete for the answer. `known`:
+    (arch, loss) or (arch, loss, batches); those scored on the most batches come first."""
     have = {t.user_attrs["arch_id"] for t in rec.evaluated(study)}
-    fits = [(a, float(v)) for a, v in known if math.isfinite(v) and a.id not in have and space.contains(a)]
+    fits = [(k[0], float(k[1]), int(k[2]) if len(k) > 2 else 0) for k in known]
+    fits = [(a, v, n) for a, v, n in fits if math.isfinite(v) and a.id not in have and space.contains(a)]
     if not fits:
         return
-    bounds = bound([a for a, _ in fits])  # one batched call, however many archs earlier searches scored
-    best = sorted(((a, v, b) for (a, v), b in zip(fits, bounds) if b <= budget_s), key=lambda p: (p[1], p[0].id))[:limit]
-    for (arch, loss, bound_s), lat in zip(best, latency([a for a, _, _ in best]) if best else []):
-        rec.record(reused, space, arch, loss, float(lat), REUSED, bound_s=float(bound_s))
+    bounds = bound([a for a, _, _ in fits])  # one batched call, however many archs earlier searches scored
+    best = sorted(((a, v, n, b) for (a, v, n), b in zip(fits, bounds) if b <= budget_s),
+                  key=lambda p: (-p[2], p[1], p[0].id))[:limit]
+    for (arch, loss, n, bound_s), lat in zip(best, latency([p[0] for p in best]) if best else []):
+        extra = {**attrs(n), "latency_bound_s": float(bound_s)}
+        extra.pop("cheap_loss", None)
+        rec.record(reused, space, arch, loss, float(lat), REUSED, extra=extra)
 
 
-def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any]) -> dict:
+def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any],
+                 fidelity: Fidelity | None = None) -> dict:
     """What a resumed run must share with the recorded one."""
-    return {"space": space_label(space), "strategy": strategy, "seed": seed, "budget_s": float(budget_s),
-            "options": options}
+    out = {"space": space_label(space), "strategy": strategy, "seed": seed, "budget_s": float(budget_s),
+           "options": options}
+    if fidelity is not None:
+        out["fidelity"] = fidelity.to_dict()
+    return out
 
 
 def space_label(space: SearchSpace) -> str:
@@ -168,12 +225,20 @@ def _best(trials: list["FrozenTrial"]) -> "FrozenTrial | None":
     return min(finite, key=lambda t: (t.values[0], t.number)) if finite else None
 
 
-def _result(strategy: str, run_dir: Path, study: "optuna.Study", reused: "optuna.Study | None" = None) -> SearchResult:
-    """The search's own trials, then the reused ones (numbered on after them)."""
+def _result(strategy: str, run_dir: Path, study: "optuna.Study", reused: "optuna.Study | None" = None,
+            final: dict[str, float] | None = None, tokens: Callable[[int], int] | None = None) -> SearchResult:
+    """The search's own trials, then the reused ones (numbered on after them); an arch scored on the
+    final set carries that loss (`search_loss` keeps the one the search held). The best is the lowest
+    loss among those measured on the most batches."""
     own = [rec.row(t) for t in rec.evaluated(study)]
     first = 1 + max((t["number"] for t in own), default=-1)
     rows = own + [{**rec.row(t), "number": first + k} for k, t in enumerate(rec.evaluated(reused) if reused else [])]
+    if final:
+        n = int(study.user_attrs["fidelity"]["final_batches"])
+        for t in rows:
+            if t["arch_id"] in final:
+                t.update(loss=final[t["arch_id"]], batches=n, tokens=int(tokens(n)) if tokens else t.get("tokens"))
     finite = [t for t in rows if math.isfinite(t["loss"])]
-    best = min(finite, key=lambda t: (t["loss"], t["number"])) if finite else None
+    best = min(finite, key=rank_key) if finite else None
     return SearchResult(strategy=strategy, run_dir=run_dir, trials=tuple(rows), best=best,
                         best_arch=None if best is None else Arch.from_json(best["arch"]))

@@ -1,8 +1,10 @@
 """Regularized (aging) evolution with tournament selection (Real et al. 2019).
 
-The first `population` candidates are uniform samples. Each later child is a mutation of the best
-of `sample_size` members drawn from the population (optionally, with `crossover_prob`, a crossover
-of two such tournament winners). With `aging` the oldest member dies when a child joins, so the
+The first `population` candidates are archs seeded towards the budget (a `seeded` share:
+seeding.budget_seeds) and uniform samples. Each later child is a mutation of the best of
+`sample_size` members drawn from the population (with `stack_mutation_prob` one whole-stack move,
+else each gene resampled with `mutation_prob`; optionally, with `crossover_prob`, a crossover of two
+such tournament winners). With `aging` the oldest member dies when a child joins, so the
 population is always the last `population` results told; without it the worst dies, so it is the
 best `population` results. Either way it is a function of the results told so far, which is what
 lets a resumed search replay them and continue exactly where it stopped.
@@ -25,9 +27,15 @@ class EvolutionOptions(SearchOptions):
     mutation_prob: float = 0.3  # per gene, as HAT
     crossover_prob: float = 0.0  # chance a child is a crossover of two tournament winners instead
     aging: bool = True
+    seeded: float = 0.5  # share of the first population seeded towards the budget (seeding.py); 0: all uniform
+    stack_mutation_prob: float = 0.5  # chance a child is one whole-stack move instead of per-gene resampling
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for name in ("seeded", "stack_mutation_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise UserError(f"option {name}={value!r} must be a fraction in [0, 1]")
         if self.sample_size > self.population:
             raise UserError(f"option sample_size={self.sample_size} exceeds population={self.population}")
 
@@ -46,15 +54,19 @@ class Evolution(Searcher):
     def ask(self, n: int) -> list[Arch]:
         pop = self.population()
 
+        first = len(self._seen)
+
         def draw(rng: random.Random, k: int) -> Arch:
             if k < self.opts.population or not pop:
                 return self.space.sample(rng)
             parent = self._tournament(pop, rng)
             if self.opts.crossover_prob and rng.random() < self.opts.crossover_prob:
                 return self.space.crossover(parent, self._tournament(pop, rng), rng)
-            return self.space.mutate(parent, rng, prob=self.opts.mutation_prob)
+            return self._child(parent, rng, self.opts.mutation_prob, self.opts.stack_mutation_prob)
 
-        out = self._propose(n, draw, "draw", first=len(self._seen))
+        if first < self.opts.population and self.opts.seeded:
+            draw = self._seeded_draw(self.seeds(round(self.opts.population * self.opts.seeded)), draw)
+        out = self._propose(n, draw, "draw", first=first)
         self._seen.update(a.id for a in out)
         return out
 

@@ -1,8 +1,10 @@
 """HAT's evolutionary search (Wang et al. 2020), truncation selection by generation.
 
-Generation 0 is `population` uniform samples. Each later generation keeps the `parents` best archs
+Generation 0 is `population` archs, a `seeded` share of them seeded towards the budget
+(seeding.budget_seeds), the others uniform samples (HAT's: `seeded` 0). Each later generation keeps the `parents` best archs
 (HAT: 25 of 125) and adds `mutations` (50, each gene resampled with p 0.3) of random parents and
-`crossovers` (50) of random parent pairs. Parents carry over unchanged, so the parents of every
+`crossovers` (50) of random parent pairs (a mutation is, with `stack_mutation_prob`, one
+whole-stack move instead). Parents carry over unchanged, so the parents of every
 generation are simply the best archs told so far; HAT re-evaluates them, we do not (the evaluator
 caches, and a searcher never proposes an arch twice), so a generation proposes only its children.
 
@@ -29,9 +31,15 @@ class HatOptions(SearchOptions):
     mutations: int = 50
     crossovers: int = 50
     mutation_prob: float = 0.3
+    seeded: float = 0.5  # share of generation 0 seeded towards the budget (seeding.py); 0: HAT's uniform
+    stack_mutation_prob: float = 0.5  # chance a mutation is one whole-stack move instead of per-gene resampling
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for name in ("seeded", "stack_mutation_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise UserError(f"option {name}={value!r} must be a fraction in [0, 1]")
         if self.parents > self.population:
             raise UserError(f"option parents={self.parents} exceeds population={self.population}")
 
@@ -72,13 +80,14 @@ class HatEvolution(Searcher):
         history = self.told[:start]
         before = {r.arch.id for r in history}
         if g == 0:
-            archs = self._propose(o.population, lambda rng, k: self.space.sample(rng), "gen0", exclude=before)
+            draw = self._seeded_draw(self.seeds(round(o.population * o.seeded)), lambda rng, k: self.space.sample(rng))
+            archs = self._propose(o.population, draw, "gen0", exclude=before)
         else:
             parents = [r.arch for r in sorted(history, key=lambda r: r.loss)[:o.parents]]
 
             def draw(rng: random.Random, k: int) -> Arch:
                 if k < o.mutations:
-                    return self.space.mutate(rng.choice(parents), rng, prob=o.mutation_prob)
+                    return self._child(rng.choice(parents), rng, o.mutation_prob, o.stack_mutation_prob)
                 a, b = rng.sample(parents, 2) if len(parents) > 1 else (parents[0], parents[0])
                 child = self.space.crossover(a, b, rng)
                 # Parents that have converged cross into archs already evaluated, which HAT

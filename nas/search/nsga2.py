@@ -17,6 +17,7 @@ from nas.search.optuna_search import OptunaSearcher
 class Nsga2Options(SearchOptions):
     population_size: int = 50
     crossover_prob: float = 0.9
+    seeded: float = 0.5  # share of the first population seeded towards the budget (seeding.py); 0: Optuna's
 
 
 @register

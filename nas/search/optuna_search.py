@@ -44,7 +44,19 @@ class OptunaSearcher(Searcher):
     def _sampler(self) -> optuna.samplers.BaseSampler:
         """A fresh sampler seeded with self.seed."""
 
+    def _enqueue_seeds(self) -> None:
+        """A fresh study's first trials: archs seeded towards the budget (seeding.budget_seeds), a
+        `seeded` share of the population, for strategies that have both options."""
+        n = round(getattr(self.opts, "seeded", 0) * getattr(self.opts, "population_size", 0))
+        if n and not self.study.get_trials(deepcopy=False):
+            from nas.search.optuna_space import arch_params
+            for arch in self.seeds(n):
+                self.study.enqueue_trial(arch_params(self.space, arch)[0])
+
     def ask(self, n: int) -> list[Arch]:
+        if self._seeds is None:
+            self._enqueue_seeds()
+            self._seeds = self._seeds or []
         out: list[Arch] = []
         counts = {"infeasible": 0, "already seen": 0}
         for _ in range(n):

@@ -23,7 +23,7 @@ from space.record import Record
 @dataclass(frozen=True)
 class SearchRun(Record):
     FORMAT = "hwnas-search-run"
-    VERSION = 2  # 2: `reused`
+    VERSION = 3  # 2: `reused`; 3: `fidelity`
     WHAT = "search run record"
     HINT = "run `nas search` to make one"
 
@@ -45,10 +45,15 @@ class SearchRun(Record):
     calibration: dict[str, Any] = field(default_factory=dict)  # the reference arch timed now: today's scale
     analytic_range: dict[str, Any] = field(default_factory=dict)  # analytic models: the best arch at either end
     reused: int = 0  # trials taken from earlier searches' scores of the same supernet (strategy "reused")
+    # validation batches per fitness stage (nas.search.fidelity.Fidelity.to_dict()); {}: one fidelity
+    fidelity: dict[str, Any] = field(default_factory=dict)
+    best_loss: float | None = None  # the answer's loss, on best_tokens validation tokens
+    best_tokens: int | None = None
+    best_budget_used: float | None = None  # the answer's latency bound / the budget
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
-        return body  # version 1 lacks only `reused` (none were)
+        return body  # versions 1 and 2 lack only fields with defaults (`reused`, `fidelity`, `best_*`)
 
 
 def finite(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,9 +66,18 @@ def bound_of(trial: dict[str, Any]) -> float:
     return trial["latency_s"] if b is None or b != b else b
 
 
+def rank_key(t: dict[str, Any]) -> tuple:
+    """Archs whose loss was measured on more validation batches first (a search's final re-score
+    decides its answer), then by loss."""
+    n = t.get("batches")
+    n = n if isinstance(n, (int, float)) and n == n else 0
+    return (-n, t["loss"], t.get("number", 0))
+
+
 def feasible(trials: Sequence[dict[str, Any]], budget_s: float) -> list[dict[str, Any]]:
-    """Trials within the budget (their latency bound), best (lowest loss) first."""
-    return sorted((t for t in finite(trials) if bound_of(t) <= budget_s), key=lambda t: t["loss"])
+    """Trials within the budget (their latency bound), best first: the lowest loss among those
+    measured on the most batches (rank_key)."""
+    return sorted((t for t in finite(trials) if bound_of(t) <= budget_s), key=rank_key)
 
 
 def pareto(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,9 +125,24 @@ def write_run(run_dir: Path, trials: Sequence[dict[str, Any]], record: SearchRun
         atomic_write_text(run_dir / "best.yaml", dump_yaml(Arch.from_json(best["arch"]).to_dict()))
     plot_pareto(trials, front, record.latency_budget_s, best, run_dir / "pareto.png",
                 f"{record.space} on {record.hardware} ({record.latency_source} latency), {record.strategy}")
-    record = record.replace(best=best["arch_id"] if best else None, evaluated=len(trials))
+    record = record.replace(best=best["arch_id"] if best else None, evaluated=len(trials),
+                            best_loss=float(best["loss"]) if best else None,
+                            best_tokens=_int_or_none(best.get("tokens")) if best else None,
+                            best_budget_used=budget_used(best, record.latency_budget_s) if best else None)
     record.write(run_dir / "run.json")
     return record
+
+
+def budget_used(trial: dict[str, Any], budget_s: float) -> float:
+    """The share of the budget a trial's latency bound takes (1.0: all of it)."""
+    return float(bound_of(trial)) / float(budget_s)
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return None if v is None or v != v else int(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def read_run(run_dir: str | Path) -> SearchRun:

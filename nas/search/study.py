@@ -108,13 +108,14 @@ def fail_running(study: optuna.Study) -> int:
 
 
 def record(study: optuna.Study, space: SearchSpace, arch: Arch, loss: float, latency_s: float,
-           strategy: str, bound_s: float | None = None) -> None:
+           strategy: str, bound_s: float | None = None, extra: dict[str, Any] | None = None) -> None:
     """Adds an evaluated arch of a strategy that is not Optuna-driven (or one reused from earlier
     searches, to the run's REUSED_STUDY)."""
     params, dists = arch_params(space, arch)
     attrs = trial_attrs(arch, strategy, latency_s)
     if bound_s is not None:
         attrs["latency_bound_s"] = float(bound_s)
+    attrs.update(extra or {})
     study.add_trial(optuna.trial.create_trial(
         values=[loss, latency_s], params=params, distributions=dists, user_attrs=attrs))
 
@@ -125,12 +126,16 @@ def evaluated(study: optuna.Study) -> list[FrozenTrial]:
     return sorted((t for t in trials if "arch" in t.user_attrs), key=lambda t: t.number)
 
 
-ROW = ("number", "arch_id", "loss", "latency_s", "latency_bound_s", "strategy", "arch")
+# loss: on `batches` validation batches (`tokens` labels; empty for a search of one fidelity), the
+# final re-score's where the arch had one; search_loss: what the strategy was told
+ROW = ("number", "arch_id", "loss", "batches", "tokens", "latency_s", "latency_bound_s", "strategy", "search_loss",
+       "arch")
 
 
 def row(t: FrozenTrial) -> dict[str, Any]:
     """One evaluated trial as a flat record (SearchResult.trials, a DataFrame row)."""
     latency = t.user_attrs.get("latency_s", math.nan)
-    return {"number": t.number, "arch_id": t.user_attrs["arch_id"], "loss": t.values[0], "latency_s": latency,
-            "latency_bound_s": t.user_attrs.get("latency_bound_s", latency), "strategy": t.user_attrs["strategy"],
-            "arch": t.user_attrs["arch"]}
+    a = t.user_attrs
+    return {"number": t.number, "arch_id": a["arch_id"], "loss": t.values[0], "batches": a.get("batches"),
+            "tokens": a.get("tokens"), "latency_s": latency, "latency_bound_s": a.get("latency_bound_s", latency),
+            "strategy": a["strategy"], "search_loss": t.values[0], "arch": a["arch"]}

@@ -1,0 +1,177 @@
+"""bench/search.py --parts goal: does the search answer the most accurate arch within the budget?
+
+Per hardware and budget: every strategy of --goal-strategies, per seed, run as `nas search` runs it
+(its default iterations, options and fidelity: cheap loss, hurdle, final re-score on 64 validation
+batches), with the dataset-scale latency predictions (no calibration: the figures do not depend on
+the machine's speed today). Beside them, the trivial baseline: the uniform arch grown to the budget
+(every layer alike, the largest by parameters that fits for each embed x depth x precision x
+attention type), all of them scored on the hurdle's batches and the best 16 on the final set.
+Each answer's loss is on the final validation set (the selection split), and again on the same
+number of test batches for the final table. Results land in goal.json as they are made (a killed run
+resumes; one score book per supernet makes no arch scored twice at a fidelity), plus goal.png.
+
+    python bench/search.py --parts goal --goal xeon-2vcpu:60ms a100:20ms --goal-seeds 0 1
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from latency.hardware import load_hardware
+from latency.model import latency_model
+from nas.api import (DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP, DEFAULT_HURDLE_BATCHES,
+                     DEFAULT_ITERATIONS, shipped_supernet, supernet_evaluator)
+from nas.search import Fidelity, parse_duration, run_search
+from nas.search.scores import ScoreBook
+from nas.search.seeding import _group
+from space import Arch, load_space
+from space._io import atomic_write_text
+from space.cost import analytic_cost
+from space.moves import uniform_archs
+
+UNIFORM_FINAL = 16
+
+
+def uniform_baseline(space, bound, budget_s, score) -> dict:
+    """The best uniform arch grown to the budget: per group, the largest feasible one."""
+    archs = uniform_archs(space)
+    fits = [a for a, b in zip(archs, bound(archs)) if b <= budget_s]
+    best: dict[tuple, tuple[int, Arch]] = {}
+    for a in fits:
+        size = analytic_cost(a).params
+        if _group(a) not in best or size > best[_group(a)][0]:
+            best[_group(a)] = (size, a)
+    grown = [a for _, a in best.values()]
+    mid = score(grown, DEFAULT_HURDLE_BATCHES)
+    top = [a for _, a in sorted(zip(mid, grown), key=lambda p: (p[0], p[1].id))[:UNIFORM_FINAL]]
+    final = score(top, DEFAULT_FINAL_BATCHES)
+    i = min(range(len(top)), key=lambda k: (final[k], top[k].id))
+    return {"arch_id": top[i].id, "arch": top[i].to_json(), "val": final[i], "fitting_uniform": len(fits),
+            "grown": len(grown), "bound_s": float(bound([top[i]])[0])}
+
+
+def run_goal(args, out: Path) -> None:
+    path = out / "goal.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    full = load_space(args.space)
+    folder = args.supernet or str(shipped_supernet(full))
+    fid = Fidelity(DEFAULT_EVAL_BATCHES, DEFAULT_HURDLE_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP)
+    ev = supernet_evaluator(folder, fid.final_batches, spread=True)
+    test = supernet_evaluator(folder, fid.final_batches, split="test", spread=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        book = ScoreBook(Path(out) / "goal_scores.jsonl")  # kept beside the results: a resumed run rescoring nothing
+        score = book.wrap(ev.losses)
+        results["tokens"] = {"val_final": ev.tokens_of(fid.final_batches), "test_final": test.tokens_of(fid.final_batches)}
+        results["fidelity"] = fid.to_dict()
+        for spec in args.goal:
+            hw_name, _, budgets = spec.partition(":")
+            hw = load_hardware(hw_name)
+            space = full.restricted(hw.precisions)
+            model = latency_model(hw, full, full.workload)
+
+            def latency(archs):
+                return [float(v) for v in model.predict(archs)[0]]
+
+            def bound(archs):
+                return [float(v) for v in model.bound(archs, 0.9)]
+            for budget in budgets.split(","):
+                key = f"{hw_name}/{budget}"
+                cell = results.setdefault(key, {"runs": {}})
+                budget_s = parse_duration(budget)
+                if "uniform" not in cell:
+                    t0 = time.time()
+                    cell["uniform"] = uniform_baseline(space, bound, budget_s, score)
+                    cell["uniform"]["test"] = test.loss(Arch.from_json(cell["uniform"]["arch"]), fid.final_batches)
+                    cell["uniform"]["seconds"] = time.time() - t0
+                    atomic_write_text(path, json.dumps(results, indent=2))
+                    print(f"{key} uniform: {cell['uniform']['val']:.4f}", flush=True)
+                plans = [(s, seed, DEFAULT_ITERATIONS) for seed in args.goal_seeds for s in args.goal_strategies]
+                if args.reference_mult:
+                    plans.append(("evolution", 0, DEFAULT_ITERATIONS * args.reference_mult))
+                for strategy, seed, iterations in plans:
+                    name = f"{strategy}/s{seed}" + ("" if iterations == DEFAULT_ITERATIONS else f"/x{iterations}")
+                    if name in cell["runs"]:
+                        continue
+                    t0 = time.time()
+                    res = run_search(space, strategy, evaluate=score, latency=latency, bound=bound, budget_s=budget_s,
+                                     iterations=iterations, batch=8, run_dir=Path(tmp) / key / name, seed=seed,
+                                     hardware=hw_name, fidelity=fid, tokens=ev.tokens_of)
+                    best = res.best
+                    arch = Arch.from_json(best["arch"])
+                    cell["runs"][name] = {"arch_id": best["arch_id"], "arch": best["arch"], "val": best["loss"],
+                                          "batches": best.get("batches"), "bound_s": best["latency_bound_s"],
+                                          "budget_used": best["latency_bound_s"] / budget_s,
+                                          "test": test.loss(arch, fid.final_batches), "seconds": time.time() - t0,
+                                          "curve": _curve(res.trials, budget_s)}
+                    atomic_write_text(path, json.dumps(results, indent=2))
+                    print(f"{key} {name}: {best['loss']:.4f} (uniform {cell['uniform']['val']:.4f}), "
+                          f"{best['latency_bound_s'] / budget_s:.0%} of the budget, {time.time() - t0:.0f} s", flush=True)
+    summarise(results)
+    atomic_write_text(path, json.dumps(results, indent=2))
+    plot_goal(results, out / "goal.png")
+
+
+def _curve(trials, budget_s: float) -> list[float]:
+    """Best loss the search held after each evaluation (its own trials, in order)."""
+    best, out = math.inf, []
+    for t in trials:
+        if math.isfinite(t["search_loss"]) and t["latency_bound_s"] <= budget_s:
+            best = min(best, t["search_loss"])
+        out.append(best)
+    return out
+
+
+def summarise(results: dict) -> None:
+    print("| hardware / budget | uniform grown (val) | strategy | answer val (mean of seeds) | worst seed | "
+          "never worse than uniform | test (mean) | uniform test | budget used |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key, cell in results.items():
+        if not isinstance(cell, dict) or "uniform" not in cell:
+            continue
+        u = cell["uniform"]
+        by: dict[str, list[dict]] = {}
+        for name, r in cell["runs"].items():
+            by.setdefault(name.split("/")[0] + ("" if name.count("/") == 1 else " (ref)"), []).append(r)
+        summary = {}
+        for strategy, rs in by.items():
+            vals = [r["val"] for r in rs]
+            summary[strategy] = {"val_mean": statistics.mean(vals), "val_worst": max(vals), "seeds": len(rs),
+                                 "not_worse": sum(v <= u["val"] + 1e-9 for v in vals),
+                                 "test_mean": statistics.mean(r["test"] for r in rs),
+                                 "budget_used_mean": statistics.mean(r["budget_used"] for r in rs)}
+            s = summary[strategy]
+            print(f"| {key} | {u['val']:.4f} | {strategy} | {s['val_mean']:.4f} | {s['val_worst']:.4f} | "
+                  f"{s['not_worse']}/{s['seeds']} | {s['test_mean']:.4f} | {u['test']:.4f} | {s['budget_used_mean']:.0%} |")
+        cell["summary"] = summary
+
+
+def plot_goal(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cells = [(k, c) for k, c in results.items() if isinstance(c, dict) and c.get("runs")]
+    if not cells:
+        return
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.6), squeeze=False)
+    for ax, (key, cell) in zip(axes[0], cells):
+        by: dict[str, list[list[float]]] = {}
+        for name, r in cell["runs"].items():
+            by.setdefault(name.split("/")[0], []).append(r["curve"])
+        for strategy, curves in by.items():
+            n = min(len(c) for c in curves)
+            mean = [statistics.mean(c[i] for c in curves) for i in range(n) if all(math.isfinite(c[i]) for c in curves)]
+            ax.plot(range(n - len(mean) + 1, n + 1), mean, label=f"{strategy} (search's own loss)")
+            ax.axhline(statistics.mean(r["val"] for n_, r in cell["runs"].items() if n_.startswith(strategy + "/")),
+                       ls=":", c=ax.lines[-1].get_color(), label=f"{strategy} answer, final set")
+        ax.axhline(cell["uniform"]["val"], c="k", ls="--", label="uniform grown to budget, final set")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("archs evaluated")
+        ax.set_ylabel("validation loss (nats/byte)")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
