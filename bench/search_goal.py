@@ -59,7 +59,8 @@ def run_goal(args, out: Path) -> None:
     results = json.loads(path.read_text()) if path.is_file() else {}
     full = load_space(args.space)
     folder = args.supernet or str(shipped_supernet(full))
-    fid = Fidelity(DEFAULT_EVAL_BATCHES, DEFAULT_HURDLE_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP)
+    fid = Fidelity(batches=DEFAULT_EVAL_BATCHES, hurdle_batches=DEFAULT_HURDLE_BATCHES,
+                   final_batches=DEFAULT_FINAL_BATCHES, final_top=DEFAULT_FINAL_TOP)
     ev = supernet_evaluator(folder, fid.final_batches, spread=True)
     test = supernet_evaluator(folder, fid.final_batches, split="test", spread=True)
     with tempfile.TemporaryDirectory() as tmp:

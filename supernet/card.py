@@ -15,7 +15,7 @@ from space.record import Record
 @dataclass(frozen=True)
 class ModelCard(Record):
     FORMAT = "hwnas-subtransformer"
-    VERSION = 2  # version 1 (hwnas 0.1) kept an untyped "meta" mapping
+    VERSION = 3  # version 1 (hwnas 0.1) kept an untyped "meta" mapping; 3: `loss_tokens`
     WHAT = "exported model config"
     HINT = "export the model again with `nas export`"
 
@@ -27,7 +27,8 @@ class ModelCard(Record):
     supernet: str | None = None  # the folder it was extracted from
     run: str | None = None  # the search run it was ranked in ...
     rank: int | None = None  # ... at this place
-    loss: float | None = None  # validation loss with inherited weights (nats/token)
+    loss: float | None = None  # validation loss with inherited weights (nats/token) ...
+    loss_tokens: int | None = None  # ... measured on this many validation tokens (None: not recorded)
     hardware: str | None = None  # the hardware it was searched for ...
     workload: dict[str, int] | None = None  # ... under this workload
     latency_s: float | None = None  # predicted latency there (point prediction)
@@ -43,9 +44,22 @@ class ModelCard(Record):
     def _decode(cls, body: dict[str, Any], where: str) -> dict[str, Any]:
         return {**body, "arch": Arch.from_dict(body["arch"], where=f"{where}: arch")}
 
+    @classmethod
+    def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
+        if version == 2:
+            return body  # lacks only `loss_tokens`
+        return super()._upgrade(body, version, where)
+
     @property
     def arch_id(self) -> str:
         return self.arch.id
+
+    @property
+    def budget_used(self) -> float | None:
+        """The latency bound the budget was checked against / the budget (1.0: all of it)."""
+        if self.latency_bound_s is None or not self.latency_budget_s:
+            return None
+        return self.latency_bound_s / self.latency_budget_s
 
     def work(self) -> Workload:
         """The workload its latency means (the card's, else a prompt of 64 and 32 decode steps)."""
@@ -71,9 +85,11 @@ def render(card: ModelCard) -> str:
         bound = (f", at most {card.latency_bound_s * 1e3:.3f} ms at {card.confidence:.0%} confidence"
                  if card.latency_bound_s is not None and card.confidence else "")
         lines.append(f"- predicted latency on {card.hardware}: {card.latency_s * 1e3:.3f} ms{bound} "
-                     f"({card.latency_source} predictor); budget {card.latency_budget_s * 1e3:g} ms")
+                     f"({card.latency_source} predictor); budget {card.latency_budget_s * 1e3:g} ms"
+                     + (f", {card.budget_used:.0%} of it used" if card.budget_used is not None else ""))
     if card.loss is not None:
-        lines.append(f"- validation loss with inherited supernet weights: {card.loss:.4f} nats/token "
+        on = f" on {card.loss_tokens:,} tokens" if card.loss_tokens else ""
+        lines.append(f"- validation loss with inherited supernet weights: {card.loss:.4f} nats/token{on} "
                      f"(perplexity {math.exp(card.loss):.2f})")
     if card.retrain:
         r = card.retrain

@@ -40,7 +40,9 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
         rec, chosen, row = ranked(run, rank)
         supernet = rec.supernet
         from nas.search.report import bound_of
+        tokens = row.get("tokens")
         fields = dict(run=str(Path(run).resolve()), rank=rank, loss=float(row["loss"]), hardware=rec.hardware,
+                      loss_tokens=int(tokens) if tokens is not None and tokens == tokens else None,
                       workload=rec.workload, latency_s=float(row["latency_s"]), latency_bound_s=float(bound_of(row)),
                       confidence=rec.confidence, latency_source=rec.latency_source,
                       latency_budget_s=rec.latency_budget_s)

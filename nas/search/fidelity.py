@@ -34,7 +34,7 @@ class Fidelity:
     hurdle_batches: int = 8  # the contenders
     hurdle: float = 0.25  # fraction of the cheap losses so far a contender is within
     final_batches: int = 64  # the final top-K (131,072 tokens on the shipped supernet)
-    final_top: int = 8
+    final_top: int = 6
 
     def __post_init__(self) -> None:
         for f in fields(self):
