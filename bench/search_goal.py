@@ -27,31 +27,22 @@ from nas.api import (DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_
                      DEFAULT_ITERATIONS, shipped_supernet, supernet_evaluator)
 from nas.search import Fidelity, parse_duration, run_search
 from nas.search.scores import ScoreBook
-from nas.search.seeding import _group
+from nas.search.seeding import largest_uniform
 from space import Arch, load_space
 from space._io import atomic_write_text
-from space.cost import analytic_cost
-from space.moves import uniform_archs
 
 UNIFORM_FINAL = 16
 
 
 def uniform_baseline(space, bound, budget_s, score) -> dict:
     """The best uniform arch grown to the budget: per group, the largest feasible one."""
-    archs = uniform_archs(space)
-    fits = [a for a, b in zip(archs, bound(archs)) if b <= budget_s]
-    best: dict[tuple, tuple[int, Arch]] = {}
-    for a in fits:
-        size = analytic_cost(a).params
-        if _group(a) not in best or size > best[_group(a)][0]:
-            best[_group(a)] = (size, a)
-    grown = [a for _, a in best.values()]
+    grown = largest_uniform(space, lambda archs: [b <= budget_s for b in bound(list(archs))], skip=False)
     mid = score(grown, DEFAULT_HURDLE_BATCHES)
     top = [a for _, a in sorted(zip(mid, grown), key=lambda p: (p[0], p[1].id))[:UNIFORM_FINAL]]
     final = score(top, DEFAULT_FINAL_BATCHES)
     i = min(range(len(top)), key=lambda k: (final[k], top[k].id))
-    return {"arch_id": top[i].id, "arch": top[i].to_json(), "val": final[i], "fitting_uniform": len(fits),
-            "grown": len(grown), "bound_s": float(bound([top[i]])[0])}
+    return {"arch_id": top[i].id, "arch": top[i].to_json(), "val": final[i], "grown": len(grown),
+            "bound_s": float(bound([top[i]])[0])}
 
 
 def run_goal(args, out: Path) -> None:

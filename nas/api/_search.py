@@ -25,7 +25,7 @@ DEFAULT_ITERATIONS = 300
 # (relative std ~4%) the bound sits ~5% above the point prediction, which wastes little budget.
 DEFAULT_CONFIDENCE = 0.9
 # Fitness stages (nas.search.fidelity): batches of 16 windows of 128 tokens on the shipped supernet
-DEFAULT_EVAL_BATCHES, DEFAULT_HURDLE_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP = 2, 8, 64, 6
+DEFAULT_EVAL_BATCHES, DEFAULT_HURDLE_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP = 2, 8, 64, 5
 
 
 def default_run_dir(hw: str, budget: str, strategy: str, seed: int) -> Path:

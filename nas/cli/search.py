@@ -34,7 +34,7 @@ from space.errors import UserError
 @click.option("--eval-batches", default=DEFAULT_EVAL_BATCHES, show_default=True, type=click.IntRange(min=1),
               help="Validation batches of every candidate's cheap fitness.")
 @click.option("--hurdle-batches", default=None, type=click.IntRange(min=1),
-              help=f"Validation batches of the contenders (cheap loss in the best quarter so far) "
+              help=f"Validation batches of the contenders (cheap loss in the best fifth so far) "
                    f"[default: {DEFAULT_HURDLE_BATCHES}]; --hurdle-batches equal to --eval-batches turns the hurdle off.")
 @click.option("--final-batches", default=None, type=click.IntRange(min=1),
               help=f"Validation batches the final top archs are re-scored on before the answer is chosen "

@@ -32,9 +32,9 @@ Scorer = Callable[[list[Arch], int], list[float]]
 class Fidelity:
     batches: int = 2  # every candidate (2 x 16 windows of 128 bytes: 4,096 tokens)
     hurdle_batches: int = 8  # the contenders
-    hurdle: float = 0.25  # fraction of the cheap losses so far a contender is within
+    hurdle: float = 0.2  # fraction of the cheap losses so far a contender is within
     final_batches: int = 64  # the final top-K (131,072 tokens on the shipped supernet)
-    final_top: int = 6
+    final_top: int = 5
 
     def __post_init__(self) -> None:
         for f in fields(self):
