@@ -53,9 +53,9 @@ def uniform_count(space: SearchSpace) -> int:
     return n * sum(per_enc * len(dec.embed) * len(dec.depth) * len(_layer_options(dec, d)) for d in enc.depth)
 
 
-def uniform_archs(space: SearchSpace, limit: int = 20_000, rng: Any = 0) -> list[Arch]:
+def uniform_archs(space: SearchSpace, limit: int = 8192, rng: Any = 0, draw: int = 2048) -> list[Arch]:
     """Every uniform arch of the space (each stack's layers identical), or, where there are more
-    than `limit` (encoder-decoder spaces), `limit` distinct ones drawn uniformly with `rng`."""
+    than `limit` (encoder-decoder spaces), `draw` distinct ones drawn uniformly with `rng`."""
     if uniform_count(space) <= limit:
         out: list[Arch] = []
         for precision in space.precision:
@@ -63,7 +63,7 @@ def uniform_archs(space: SearchSpace, limit: int = 20_000, rng: Any = 0) -> list
                 out.append(space._arch(stacks, precision))
         return out
     r, seen, out = make_rng(rng), set(), []
-    while len(out) < limit:
+    while len(out) < draw:
         stacks, enc_depth = {}, None
         for name, ss in space.stacks:
             embed, depth = r.choice(ss.embed), r.choice(ss.depth)

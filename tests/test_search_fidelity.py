@@ -62,7 +62,7 @@ def test_uniform_archs_are_every_uniform_arch() -> None:
     assert all(space.contains(a) and is_uniform(a) for a in archs)
     assert space.largest().id in {a.id for a in archs} and space.smallest().id in {a.id for a in archs}
     # a space with more uniform archs than the limit: that many distinct ones, drawn
-    drawn = uniform_archs(SPACES["folio-translation"], limit=50)
+    drawn = uniform_archs(SPACES["folio-translation"], limit=100, draw=50)
     assert len({a.id for a in drawn}) == 50 and all(SPACES["folio-translation"].contains(a) for a in drawn)
 
 
