@@ -7,9 +7,14 @@ arch is trained alone from scratch with two seeds (weights and data order); the 
 is the ceiling any supernet can reach. Everything is scored on the **test** split (two plays that
 neither training nor any selection ever sees).
 
+A second set (`--set uniform`, its own --out) draws archs gene by gene from the whole space (mixed
+per-layer settings, every precision; trained in fp32, scored at their precision), labelled by the
+first layer's attention type: the pattern the designed set lacks and the supernet was once biased on.
+
     python bench/ranking.py standalone --out bench/results/ranking2     # hours; resumable
     python bench/ranking.py supernets --recipes sandwich balanced uniform --steps 1500 --out bench/results/ranking2
     python bench/ranking.py rank --supernet NAME=DIR [NAME=DIR ...] --out bench/results/ranking2
+    python bench/ranking.py standalone --set uniform --seeds 0 1 --out bench/results/ranking_drawn
 
 Candidate supernets get equal compute: a sandwich step trains 2 + n_random archs, so uniform sampling
 (one arch a step) gets that many times the steps. Results: standalone.json (per arch and seed),
@@ -32,6 +37,10 @@ from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
 from space._io import atomic_write_text  # noqa: E402
 
 PATTERNS = ("softmax", "window", "linear", "mixed")
+# The drawn set (--set uniform): archs drawn gene by gene from the whole space, every precision;
+# labelled by their first layer's type, where the supernet's old bias sat (issue 20).
+DRAWN = ("first-softmax", "first-window", "first-linear")
+SETS = ("designed", "uniform")
 GRID = tuple((e, d) for e in (128, 192, 256) for d in (2, 4, 6))
 
 
@@ -58,6 +67,23 @@ def ranking_archs(space, seed: int = 0) -> list[tuple[str, Arch]]:
     return out
 
 
+def drawn_archs(space, n: int = 24, seed: int = 1) -> list[tuple[str, Arch]]:
+    """(label, arch) for `n` distinct archs drawn uniformly per gene (`space.sample`): mixed per-layer
+    settings and every precision of the space, labelled by the first layer's attention type."""
+    rng = random.Random(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        arch = space.sample(rng)
+        if arch.id not in seen:
+            seen.add(arch.id)
+            out.append((f"first-{arch.decoder.layers[0].attn}", arch))
+    return out
+
+
+def bench_archs(space, args) -> list[tuple[str, Arch]]:
+    return ranking_archs(space, args.arch_seed) if args.set == "designed" else drawn_archs(space, args.n_drawn, args.arch_seed)
+
+
 def test_and_val(seq_len: int):
     from supernet.corpus import LMBatches, load_text_corpus
     corpus = load_text_corpus(None)
@@ -75,7 +101,7 @@ def standalone(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     space = load_space(args.space)
-    archs = ranking_archs(space, args.arch_seed)
+    archs = bench_archs(space, args)
     atomic_write_text(out / "archs.json", json.dumps([{"pattern": p, "id": a.id, "arch": a.to_dict()}
                                                       for p, a in archs], indent=1))
     train, val, test = test_and_val(args.seq_len)
@@ -118,6 +144,7 @@ RECIPES = {
     "sandwich": {},  # largest + smallest (the space's reference type on every layer) + 2 random, distilled
     "balanced": {"extremes": "mixed"},  # the extremes' attention types drawn per layer at every step
     "balanced-nokd": {"extremes": "mixed", "distill": False},
+    "adapted": {"extremes": "mixed", "type_adapters": True},  # balanced + linear's own map of the shared Q/K
     "uniform": {"sampling": "uniform", "distill": False},  # HAT: one random arch a step
 }
 
@@ -182,7 +209,8 @@ def rank(args) -> None:
     result = {"archs": len(ids), "archs_with_two_seeds": len(twice), "ceiling": ceiling(twice),
               "params_only": rank_stats([-analytic_cost(archs[i][1]).params for i in ids], [mean[i] for i in ids]),
               "supernets": {}}
-    result["ceiling_per_pattern"] = {p: ceiling([i for i in twice if archs[i][0] == p]) for p in PATTERNS}
+    result["ceiling_per_pattern"] = {p: ceiling([i for i in twice if archs[i][0] == p]) for p in PATTERNS + DRAWN
+                                   if any(archs[i][0] == p for i in ids)}
     result["seed_spread"] = ({"mean_abs_diff": sum(abs(alone[i][a]["test"] - alone[i][b]["test"])
                                                    for i in twice for a, b in [sorted(alone[i])[:2]]) / len(twice)}
                              if twice else None)
@@ -191,12 +219,12 @@ def rank(args) -> None:
             continue
         x, y = [got[i] for i in ids], [mean[i] for i in ids]
         per = {p: rank_stats([got[i] for i in ids if archs[i][0] == p], [mean[i] for i in ids if archs[i][0] == p])
-               for p in PATTERNS if sum(archs[i][0] == p for i in ids) >= 4}
+               for p in PATTERNS + DRAWN if sum(archs[i][0] == p for i in ids) >= 4}
         order_x = {i: r for r, i in enumerate(sorted(ids, key=lambda i: got[i]))}
         order_y = {i: r for r, i in enumerate(sorted(ids, key=lambda i: mean[i]))}
         worst = sorted(ids, key=lambda i: -abs(order_x[i] - order_y[i]))[:6]
         offset = {p: sum(got[i] - mean[i] for i in ids if archs[i][0] == p) / sum(archs[i][0] == p for i in ids)
-                  for p in PATTERNS if any(archs[i][0] == p for i in ids)}
+                  for p in PATTERNS + DRAWN if any(archs[i][0] == p for i in ids)}
         result["supernets"][key] = {"overall": rank_stats(x, y), "per_pattern": per,
                                     "mean_offset_per_pattern": offset,
                                     "most_displaced": [{"id": i, "pattern": archs[i][0],
@@ -216,7 +244,8 @@ def plot(result, inherited, mean, archs, ids, path: Path) -> None:
     import matplotlib.pyplot as plt
     keys = list(result["supernets"])
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 4.2), squeeze=False)
-    colours = {"softmax": "tab:blue", "window": "tab:orange", "linear": "tab:green", "mixed": "tab:purple"}
+    colours = {"softmax": "tab:blue", "window": "tab:orange", "linear": "tab:green", "mixed": "tab:purple",
+               "first-softmax": "tab:blue", "first-window": "tab:orange", "first-linear": "tab:green"}
     for ax, key in zip(axes[0], keys):
         for p, c in colours.items():
             pts = [(inherited[key][i], mean[i]) for i in ids if archs[i][0] == p]
@@ -240,6 +269,9 @@ def main() -> None:
     sub = ap.add_subparsers(dest="stage", required=True)
     st = sub.add_parser("standalone", help="train every arch alone, per seed (resumable)")
     st.add_argument("--space", default="lm-shakespeare")
+    st.add_argument("--set", choices=SETS, default="designed",
+                    help="designed: the 36 archs of the pattern grid; uniform: --n-drawn archs drawn per gene")
+    st.add_argument("--n-drawn", type=int, default=24)
     st.add_argument("--arch-seed", type=int, default=0)
     st.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     st.add_argument("--steps", type=int, default=1000)

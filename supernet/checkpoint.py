@@ -202,7 +202,7 @@ def load_supernet(folder: str | Path, training: bool = False):
     folder = Path(folder)
     record = read_record(folder)
     tensors, header, state = read_checkpoint(checkpoint_path(folder), training)
-    model = SuperTransformer(record.search_space())
+    model = SuperTransformer(record.search_space(), adapters=record.train.type_adapters)
     try:
         model.load_state_dict({n: t.float() if t.is_floating_point() else t for n, t in tensors.items()})
     except RuntimeError as e:
@@ -242,7 +242,7 @@ def ship(folder: str | Path, out: str | Path, space=None) -> Path:
     model, record = load_supernet(folder)
     if space is not None and space.to_dict() != record.space:
         try:
-            SuperTransformer(space).load_state_dict(model.state_dict())
+            SuperTransformer(space, adapters=record.train.type_adapters).load_state_dict(model.state_dict())
         except RuntimeError as e:
             raise UserError(f"{folder}: its weights do not fit today's {space.name} space "
                             f"({str(e).splitlines()[0][:120]}); retrain it") from None

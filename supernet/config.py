@@ -32,6 +32,9 @@ class TrainConfig:
     eval_batches: int = 8
     ckpt_every: int = 50
     label_smoothing: float = 0.0  # translation trains with 0.1, as the Transformer and HAT
+    # Supernet-only adapters for the attention types that have one (linear: its own per-head map of
+    # the shared queries and keys, folded into an extracted model's weights; `Kernel.adapt`)
+    type_adapters: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -37,9 +37,12 @@ def _max_ffn(ss: StackSpace) -> int:
 
 
 class SuperTransformer(nn.Module):
-    def __init__(self, space: SearchSpace, seed: int = 0, init: bool = True) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, init: bool = True, adapters: bool = False) -> None:
+        """`adapters`: give the attention types that have one their supernet-only adapter
+        (`Kernel.adapt`, the training setting `type_adapters`)."""
         super().__init__()
         self.space = space
+        self.adapters = adapters
         hd = space.head_dim
         enc_d = max(space.encoder.embed) if space.encoder else None
         shared = shared_embedding(space.vocab_size, {name: max(ss.embed) for name, ss in space.stacks})
@@ -51,7 +54,10 @@ class SuperTransformer(nn.Module):
             extras = {t: get_kernel(t).extra_shapes(max(ss.heads), hd, space.max_len, max(p) if p else None)
                       for t, p in ss.attention}
             cross = (max(ss.cross_heads) * hd, enc_d) if ss.cross_layers else None
-            blocks = [BlockParams(d, max(ss.heads) * hd, min(kv, max(ss.heads)) * hd, _max_ffn(ss), extras, cross)
+            kvh = min(kv, max(ss.heads))
+            adapt = ({t: get_kernel(t).adapter_shapes(max(ss.heads), kvh, hd) for t, _ in ss.attention}
+                     if adapters else None)
+            blocks = [BlockParams(d, max(ss.heads) * hd, kvh * hd, _max_ffn(ss), extras, cross, adapt)
                       for _ in range(max(ss.depth))]
             self.add_module(name, StackParams(space.vocab_size, space.max_len, d, blocks, tok=shared is None))
         if init:  # init=False: shapes only (e.g. on the meta device, to count parameters)
@@ -81,6 +87,8 @@ class SuperTransformer(nn.Module):
             if hasattr(bp, layer.attn):
                 own = get_kernel(layer.attn).slice_extra(dict(getattr(bp, layer.attn).items()), layer)
                 b.update({f"{layer.attn}.{n}": t for n, t in own.items()})
+            if hasattr(bp, f"{layer.attn}_adapter"):
+                b = get_kernel(layer.attn).adapt(b, dict(getattr(bp, f"{layer.attn}_adapter").items()), layer, hd)
             if layer.cross_layers is not None:
                 cw = layer.cross_heads * hd
                 b.update({**_norm(bp.lnx, d, "lnx"), **_linear(bp.xq, cw, d, "xq"), **_linear(bp.xk, cw, enc_embed, "xk"),

@@ -13,7 +13,10 @@ Extras = dict[str, dict[str, tuple[int, ...]]]  # attention type -> parameter na
 
 
 class BlockParams(nn.Module):
-    def __init__(self, d: int, qw: int, kvw: int, ffn: int, extras: Extras, cross: tuple[int, int] | None) -> None:
+    def __init__(self, d: int, qw: int, kvw: int, ffn: int, extras: Extras, cross: tuple[int, int] | None,
+                 adapters: Extras | None = None) -> None:
+        """`adapters`: the supernet-only parameters of attention types that have one (`Kernel.adapt`),
+        held as `<type>_adapter`; a SubTransformer has none."""
         super().__init__()
         self.ln1 = nn.LayerNorm(d)
         self.q, self.k, self.v = nn.Linear(d, qw), nn.Linear(d, kvw), nn.Linear(d, kvw)
@@ -21,6 +24,10 @@ class BlockParams(nn.Module):
         for kind, shapes in extras.items():
             if shapes:
                 self.add_module(kind, nn.ParameterDict({n: nn.Parameter(torch.zeros(s)) for n, s in shapes.items()}))
+        for kind, shapes in (adapters or {}).items():
+            if shapes:
+                self.add_module(f"{kind}_adapter", nn.ParameterDict({n: nn.Parameter(torch.zeros(s))
+                                                                   for n, s in shapes.items()}))
         if cross is not None:  # (cross-attention width, encoder width)
             cw, de = cross
             self.lnx = nn.LayerNorm(d)
@@ -61,6 +68,9 @@ def init_stack(stack: StackParams, depth: int, generator: torch.Generator) -> No
                     std = 0.02 / math.sqrt(2 * depth) if name in ("o", "xo", "fc2") else 0.02
                     m.weight.normal_(0.0, std, generator=generator)
                     m.bias.zero_()
+                elif isinstance(m, nn.ParameterDict) and name.endswith("_adapter"):
+                    for p in m.values():  # the identity map
+                        p.zero_()
                 elif isinstance(m, nn.ParameterDict):
                     get_kernel(name).init_extra(dict(m.items()), generator=generator)
                 elif isinstance(m, nn.LayerNorm):

@@ -119,7 +119,7 @@ def train_supernet(space: SearchSpace, batches, val_batches: list, out: Path, cf
     micro = rt.micro_batch(cfg.batch_size)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = SuperTransformer(space, seed=cfg.seed)
+    model = SuperTransformer(space, seed=cfg.seed, adapters=cfg.type_adapters)
     record = SupernetRecord(space=space.to_dict(), train=cfg, task=meta.get("task", "lm"), data=meta.get("data"),
                             tokenizer=meta.get("tokenizer") or ByteTokenizer().to_dict(), step=0)
     st = TrainState(0, model, _optimizer(model, cfg), [])

@@ -202,3 +202,30 @@ class TestKernelContract:
             out, state = kernel.step(q[:, :, t:t + 1], k[:, :, t:t + 1], v[:, :, t:t + 1], extra, layer, state)
             parts.append(out)
         assert torch.allclose(whole, torch.cat(parts, 2), atol=1e-5)
+
+
+def test_type_adapters_fold_into_the_extracted_model(tiny_spaces) -> None:
+    """Linear attention's supernet-only adapter (its own map of the shared queries and keys) starts as
+    the identity, changes what linear layers compute once trained, and folds into the extracted
+    model: same outputs, plain shapes, and a state dict without it."""
+    from supernet.model import SuperTransformer
+    space = tiny_spaces["decoder"]
+    plain, adapted = SuperTransformer(space, seed=1), SuperTransformer(space, seed=1, adapters=True)
+    names = {n for n, _ in adapted.named_parameters()} - {n for n, _ in plain.named_parameters()}
+    assert names and all("linear_adapter" in n for n in names)
+    arch = only(space, "linear", 0)
+    x, kw = _inputs(arch, seed=0)
+    with torch.no_grad():
+        assert torch.equal(plain(x, arch, **kw), adapted(x, arch, **kw))  # zero: the identity
+        g = torch.Generator().manual_seed(0)
+        for n, p in adapted.named_parameters():
+            if "linear_adapter" in n:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+        want = adapted(x, arch, **kw)
+        assert not torch.allclose(want, plain(x, arch, **kw), atol=1e-3)
+        sub = extract(adapted, arch)
+        assert torch.allclose(want, sub(x, **kw), atol=1e-5, rtol=0)
+    assert set(sub.state_dict()) == set(extract(plain, arch).state_dict())
+    soft = only(space, "softmax", 0)  # other types never read it
+    with torch.no_grad():
+        assert torch.equal(plain(x, soft, **kw), adapted(x, soft, **kw))

@@ -74,3 +74,15 @@ def test_config_errors() -> None:
         TrainConfig(steps=0)
     with pytest.raises(UserError, match="no trained supernet"):
         load_supernet("/nonexistent/folder")
+
+
+def test_type_adapters_train_and_load(tmp_path, tiny_spaces) -> None:
+    """A supernet trained with type adapters moves them, records the setting, and loads back with them."""
+    space = tiny_spaces["decoder"]
+    st = train_supernet(space, Counting(), VAL, tmp_path, cfg(steps=12, type_adapters=True), {"data": None})
+    moved = [n for n, p in st.model.named_parameters() if "linear_adapter" in n and p.abs().sum() > 0]
+    assert moved
+    model, record = load_supernet(tmp_path)
+    assert record.train.type_adapters and model.adapters
+    for n, p in st.model.state_dict().items():
+        assert torch.equal(p, model.state_dict()[n]), n

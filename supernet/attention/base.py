@@ -40,6 +40,18 @@ class Kernel(ABC):
     def init_extra(self, extra: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> None:
         pass
 
+    # A supernet may give a type an *adapter*: parameters of its own that re-map the projections all
+    # types share, applied to the active weights (so the SubTransformer it extracts has the plain
+    # shapes and compute, the re-mapped weights folded in, and never holds the adapter itself).
+    def adapter_shapes(self, heads: int, kv_heads: int, head_dim: int) -> dict[str, tuple[int, ...]]:
+        """Full shapes of this type's supernet-only adapter (empty: none)."""
+        return {}
+
+    def adapt(self, block: dict[str, torch.Tensor], adapter: dict[str, torch.Tensor], layer: Layer,
+              head_dim: int) -> dict[str, torch.Tensor]:
+        """`block`'s active weights re-mapped by this type's adapter (new tensors for what changes)."""
+        return block
+
     @abstractmethod
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra: dict[str, torch.Tensor],
                layer: Layer, causal: bool, keep: torch.Tensor | None = None) -> torch.Tensor:

@@ -60,6 +60,27 @@ class Linear(Kernel):
         out = (qg @ s) / ((qg * z[..., None, :]).sum(-1, keepdim=True) + EPS)
         return out.reshape(b, h, t, hd)
 
+    # Linear attention reads the shared Q/K through phi, a very different function of them from the
+    # softmax that window and softmax share: with one set of Q/K weights for all three types, the
+    # supernet tunes them for softmax, and a linear *first* layer (which must make local features
+    # from raw embeddings) inherits weights far worse than it would learn alone (issue 20). The
+    # adapter gives linear layers a per-head affine map of their own on the query and key heads,
+    # q_h -> (I + A_h) q_h + a_h, zero at the start (decayed towards the identity), folded into the
+    # q/k projections of the active weights: an extracted model computes exactly as before.
+    def adapter_shapes(self, heads, kv_heads, head_dim):
+        return {"q": (heads, head_dim, head_dim), "qb": (heads, head_dim),
+                "k": (kv_heads, head_dim, head_dim), "kb": (kv_heads, head_dim)}
+
+    def adapt(self, block, adapter, layer, head_dim):
+        out = dict(block)
+        for name, n in (("q", layer.heads), ("k", layer.kv_heads)):
+            m, c = adapter[name][:n], adapter[f"{name}b"][:n]  # (n, hd, hd), (n, hd)
+            w = block[f"{name}.weight"].view(n, head_dim, -1)  # (n, hd, d)
+            b = block[f"{name}.bias"].view(n, head_dim)
+            out[f"{name}.weight"] = (w + m @ w).reshape(n * head_dim, -1)
+            out[f"{name}.bias"] = (b + (m @ b[..., None])[..., 0] + c).reshape(-1)
+        return out
+
     def step(self, q, k, v, extra, layer, state):
         b, h, t, hd = q.shape
         kv = k.shape[1]
