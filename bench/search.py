@@ -64,7 +64,7 @@ def ray_throughput(folder: str, archs, eval_batches: int, rounds: int) -> dict:
     from nas.ray_adapter import RayEvaluatorPool
     from supernet.evaluate import Evaluator
     serial = supernet_evaluator(folder, eval_batches)
-    pool = RayEvaluatorPool(folder, eval_batches, workers=2)
+    pool = RayEvaluatorPool(folder, eval_batches, 2, lambda f, b, device: supernet_evaluator(f, b, device=device))
     pool.losses(archs[:2])  # warm-up: actors load the supernet
     times = {"serial": [], "ray-2": []}
     chunks = [archs[i::rounds] for i in range(rounds)]

@@ -51,13 +51,12 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, resources
 
 
 class RayEvaluatorPool:
-    def __init__(self, supernet_dir: str, eval_batches: int, workers: int, address: str | None = None,
-                 threads_per_worker: int = 1, evaluator_factory: Callable | None = None, device: str = "cpu",
-                 precision: str | None = None, spread: bool = False) -> None:
-        """`evaluator_factory(folder, batches) -> Evaluator` builds each actor's scorer (default:
-        `nas.api.supernet_evaluator`, the supernet's own validation data, on `device`: an actor
-        asks Ray for a GPU when the device is CUDA, or "auto" and the cluster has GPUs; `spread`:
-        the search's multi-fidelity batches, see supernet_evaluator)."""
+    def __init__(self, supernet_dir: str, eval_batches: int, workers: int, evaluator_factory: Callable,
+                 address: str | None = None, threads_per_worker: int = 1, device: str = "cpu") -> None:
+        """`evaluator_factory(folder, batches, device) -> Evaluator` builds each actor's scorer on the
+        actor's device ("cuda" or "cpu"; the caller's, e.g. `nas.api` hands in its supernet scorer,
+        so this module never imports the layer above it). An actor asks Ray for a GPU when `device`
+        is CUDA, or "auto" and the cluster has GPUs."""
         ray = self.ray = start_ray(address, num_cpus=workers)
         gpus = 1 if device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1) else 0
 
@@ -66,12 +65,7 @@ class RayEvaluatorPool:
             def __init__(self, folder: str, batches: int, threads: int, factory) -> None:
                 import torch
                 torch.set_num_threads(threads)  # Ray reuses worker processes: set it every time
-                if factory is None:
-                    from nas.api import supernet_evaluator
-                    self.ev = supernet_evaluator(folder, batches, device="cuda" if gpus else "cpu", precision=precision,
-                                                 spread=spread)
-                else:
-                    self.ev = factory(folder, batches)
+                self.ev = factory(folder, batches, "cuda" if gpus else "cpu")
 
             def losses(self, archs_json: list[str], batches: int | None = None) -> list[float]:
                 archs = [Arch.from_json(a) for a in archs_json]

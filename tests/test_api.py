@@ -192,6 +192,55 @@ def test_lower_packages_do_not_import_higher_ones() -> None:
                 assert order.get(top, -1) <= level, f"{path.relative_to(ROOT)} imports {module}"
 
 
+def _module_graph() -> dict[str, set[str]]:
+    """Project module -> the project modules it imports (at any depth of the file: lazy imports
+    count). `from pkg import name` counts as importing pkg.name where that is a module, else pkg; a
+    module importing its own ancestor package (its re-exports) is not an edge."""
+    def name_of(p: Path) -> str:
+        parts = list(p.relative_to(ROOT).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    mods = {name_of(p): p for top in ("space", "supernet", "latency", "nas", "configs") for p in (ROOT / top).rglob("*.py")}
+
+    def resolve(m: str) -> str | None:
+        while m and m not in mods:
+            m = m.rpartition(".")[0]
+        return m or None
+    graph = {}
+    for m, p in mods.items():
+        out = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            for n in names:
+                r = resolve(n)
+                if r and r != m and not m.startswith(r + "."):
+                    out.add(r)
+        graph[m] = out
+    return graph
+
+
+def test_no_import_circle_between_modules() -> None:
+    graph = _module_graph()
+    assert "nas.api._search" in graph and graph["nas.api._search"]
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                circle = path[path.index(n):] + [m, n] if n in path else [m, n]
+                raise AssertionError("import circle: " + " -> ".join(dict.fromkeys(circle)) + f" -> {n}")
+            if n not in state:
+                visit(n, path + [m])
+        state[m] = 2
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+
+
 # ---- every bad search argument: one line, at once, nothing trained ---------------------------------
 
 BAD_SEARCH = [

@@ -26,7 +26,7 @@ SPACES = {"decoder": tiny_space("decoder")}
 def toy_factory():
     """A scorer factory defined inside a function, so Ray ships it by value (the workers cannot
     import this test module)."""
-    def toy_evaluator(folder, batches):
+    def toy_evaluator(folder, batches, device="cpu"):
         model, _ = load_supernet(folder)
         return Evaluator(model, VAL)
     return toy_evaluator
@@ -90,3 +90,25 @@ def test_search_with_two_workers_equals_serial(cluster, tmp_path) -> None:
     pool.close()
     assert [t["arch_id"] for t in serial.trials] == [t["arch_id"] for t in parallel.trials]
     assert [t["loss"] for t in serial.trials] == pytest.approx([t["loss"] for t in parallel.trials], rel=1e-6)
+
+
+@pytest.mark.slow  # ~40 s: a tiny supernet, two searches through the command, one on 2 Ray workers
+def test_command_search_on_two_workers_equals_serial(tiny_work) -> None:
+    """`nas search --workers 2`: the API hands the pool its own scorer (no import back into nas.api)
+    and the answer and every trial's loss equal a serial search's."""
+    import csv
+
+    from tests.conftest import run_nas
+    r = run_nas(tiny_work, "train-supernet", "--space", "tiny.yaml", "--data", "corpus", "--steps", "4",
+                "--batch-size", "4", "--seq-len", "32", "--out", "ray-sn")
+    assert r.returncode == 0, r.stderr
+    rows = {}
+    for name, extra in (("serial", []), ("ray", ["--workers", "2"])):
+        r = run_nas(tiny_work, "search", "--hardware", "a100", "--latency-budget", "2s", "--space", "tiny.yaml",
+                    "--supernet", "ray-sn", "--iterations", "10", "--eval-batches", "1", "--no-reuse",
+                    "--out", f"run-{name}", *extra)
+        assert r.returncode == 0, r.stderr
+        with open(tiny_work / f"run-{name}" / "trials.csv") as f:
+            rows[name] = [(t["arch_id"], float(t["loss"])) for t in csv.DictReader(f)]
+    assert [a for a, _ in rows["ray"]] == [a for a, _ in rows["serial"]]
+    assert [x for _, x in rows["ray"]] == pytest.approx([x for _, x in rows["serial"]], rel=1e-5)

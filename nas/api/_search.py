@@ -8,6 +8,7 @@ supernet if there is none, searches, and writes the run folder.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,11 @@ from space import Arch, SearchSpace, Workload
 from space.errors import UserError
 
 DEFAULT_ITERATIONS = 300
+
+
+def _actor_evaluator(folder: str, batches: int, device: str, precision: str | None = None) -> Any:
+    """A Ray actor's scorer: the search's multi-fidelity one, on the actor's device."""
+    return supernet_evaluator(folder, batches, device=device, precision=precision, spread=True)
 # The budget holds for an arch whose latency's upper bound at 90% confidence is within it: the goal
 # is that 9 in 10 searched models measure within their budget, and with a measured predictor
 # (relative std ~4%) the bound sits ~5% above the point prediction, which wastes little budget.
@@ -217,9 +223,10 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
         tokens = ev.tokens_of
         if plan.workers or plan.ray_address:
             from nas.ray_adapter import RayEvaluatorPool
-            pool = RayEvaluatorPool(str(folder), fidelity.final_batches, max(1, plan.workers), plan.ray_address,
-                                    device=plan.device if not plan.ray_address else "auto",
-                                    precision=None if plan.precision == "auto" else plan.precision, spread=True)
+            precision = None if plan.precision == "auto" else plan.precision
+            pool = RayEvaluatorPool(str(folder), fidelity.final_batches, max(1, plan.workers),
+                                    functools.partial(_actor_evaluator, precision=precision), plan.ray_address,
+                                    device=plan.device if not plan.ray_address else "auto")
             evaluate, close = pool.losses, pool.close
         else:
             evaluate = ev.losses
