@@ -8,7 +8,9 @@ the machine's speed today). Beside them, the trivial baseline: the uniform arch 
 attention type), all of them scored on the hurdle's batches and the best 16 on the final set.
 Each answer's loss is on the final validation set (the selection split), and again on the same
 number of test batches for the final table. Results land in goal.json as they are made (a killed run
-resumes; one score book per supernet makes no arch scored twice at a fidelity), plus goal.png.
+resumes; one score book per supernet, goal_scores-<digest>.jsonl, makes no arch scored twice at a
+fidelity), plus goal.png. Several processes may share one --out (e.g. one per strategy, each with one
+thread): each merges its results into goal.json as it writes.
 
     python bench/search.py --parts goal --goal xeon-2vcpu:60ms a100:20ms --goal-seeds 0 1
 """
@@ -26,10 +28,11 @@ from latency.model import latency_model
 from nas.api import (DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP, DEFAULT_HURDLE_BATCHES,
                      DEFAULT_ITERATIONS, shipped_supernet, supernet_evaluator)
 from nas.search import Fidelity, parse_duration, run_search
-from nas.search.scores import ScoreBook
+from nas.search.scores import ScoreBook, file_digest
 from nas.search.seeding import largest_uniform
 from space import Arch, load_space
 from space._io import atomic_write_text
+from supernet.checkpoint import checkpoint_path
 
 UNIFORM_FINAL = 16
 
@@ -45,17 +48,41 @@ def uniform_baseline(space, bound, budget_s, score) -> dict:
             "bound_s": float(bound([top[i]])[0])}
 
 
+def _merged(path: Path, results: dict) -> dict:
+    """`results` with what goal.json holds now added in place (another process may have written
+    cells or runs since): ours win where both have one."""
+    disk = json.loads(path.read_text()) if path.is_file() else {}
+    for key, value in disk.items():
+        mine = results.get(key)
+        if isinstance(value, dict) and "runs" in value and isinstance(mine, dict):
+            for name, run in value["runs"].items():
+                mine["runs"].setdefault(name, run)
+            for k, v in value.items():
+                mine.setdefault(k, v)
+        else:
+            results.setdefault(key, value)
+    return results
+
+
 def run_goal(args, out: Path) -> None:
     path = out / "goal.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     full = load_space(args.space)
     folder = args.supernet or str(shipped_supernet(full))
+    digest = file_digest(checkpoint_path(folder))
+    if results.get("supernet", digest) != digest:
+        raise SystemExit(f"{path}: holds results of another supernet (digest {results['supernet'][:12]}, "
+                         f"not {digest[:12]}); give another --out or delete it")
+    results["supernet"] = digest
+
+    def save() -> None:
+        atomic_write_text(path, json.dumps(_merged(path, results), indent=2))
     fid = Fidelity(batches=DEFAULT_EVAL_BATCHES, hurdle_batches=DEFAULT_HURDLE_BATCHES,
                    final_batches=DEFAULT_FINAL_BATCHES, final_top=DEFAULT_FINAL_TOP)
     ev = supernet_evaluator(folder, fid.final_batches, spread=True)
     test = supernet_evaluator(folder, fid.final_batches, split="test", spread=True)
     with tempfile.TemporaryDirectory() as tmp:
-        book = ScoreBook(Path(out) / "goal_scores.jsonl")  # kept beside the results: a resumed run rescoring nothing
+        book = ScoreBook(Path(out) / f"goal_scores-{digest[:12]}.jsonl")  # a resumed run rescores nothing
         score = book.wrap(ev.losses)
         results["tokens"] = {"val_final": ev.tokens_of(fid.final_batches), "test_final": test.tokens_of(fid.final_batches)}
         results["fidelity"] = fid.to_dict()
@@ -79,7 +106,7 @@ def run_goal(args, out: Path) -> None:
                     cell["uniform"] = uniform_baseline(space, bound, budget_s, score)
                     cell["uniform"]["test"] = test.loss(Arch.from_json(cell["uniform"]["arch"]), fid.final_batches)
                     cell["uniform"]["seconds"] = time.time() - t0
-                    atomic_write_text(path, json.dumps(results, indent=2))
+                    save()
                     print(f"{key} uniform: {cell['uniform']['val']:.4f}", flush=True)
                 plans = [(s, seed, DEFAULT_ITERATIONS) for seed in args.goal_seeds for s in args.goal_strategies]
                 if args.reference_mult:
@@ -99,9 +126,10 @@ def run_goal(args, out: Path) -> None:
                                           "budget_used": best["latency_bound_s"] / budget_s,
                                           "test": test.loss(arch, fid.final_batches), "seconds": time.time() - t0,
                                           "curve": _curve(res.trials, budget_s)}
-                    atomic_write_text(path, json.dumps(results, indent=2))
+                    save()
                     print(f"{key} {name}: {best['loss']:.4f} (uniform {cell['uniform']['val']:.4f}), "
                           f"{best['latency_bound_s'] / budget_s:.0%} of the budget, {time.time() - t0:.0f} s", flush=True)
+    results = _merged(path, results)
     summarise(results)
     atomic_write_text(path, json.dumps(results, indent=2))
     plot_goal(results, out / "goal.png")
