@@ -375,3 +375,15 @@ def test_parse_duration_errors(text: str, message: str) -> None:
 def test_format_duration() -> None:
     assert [format_duration(s) for s in (1.5, 0.0123, 0.005, 250e-6, 3e-9)] == ["1.5 s", "12.3 ms", "5 ms",
                                                                               "250 us", "3 ns"]
+
+
+def test_budget_admits_its_bound_and_keeps_the_users_text() -> None:
+    from nas.search import Budget
+    b = Budget.of("20ms")
+    assert b.seconds == pytest.approx(0.02) and str(b) == "20ms" and Budget.of(b) is b
+    assert b.admits(0.02) and b.admits(0.019) and not b.admits(0.0201)
+    assert b.used(0.015) == pytest.approx(0.75)
+    assert str(Budget.of(0.5)) == "0.5s" and Budget.of(2).seconds == 2.0
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "20"):
+        with pytest.raises(UserError):
+            Budget.of(bad)

@@ -8,6 +8,7 @@ from typing import Any
 
 from nas.api.progress import Progress, as_progress
 from nas.api._common import as_archs
+from nas.search.budget import Budget
 from space import Arch
 from space._io import atomic_write_json
 from space.errors import UserError
@@ -188,7 +189,7 @@ class MeasureResult:
 
     @property
     def within_budget(self) -> bool | None:
-        return None if self.budget_s is None else self.median_s <= self.budget_s
+        return None if self.budget_s is None else Budget(self.budget_s).admits(self.median_s)
 
 
 def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int = 15, warmup: int = 5,

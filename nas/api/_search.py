@@ -16,6 +16,7 @@ from typing import Any, Callable
 from nas.api._common import as_hardware, as_space, as_workload
 from nas.api._latency import latency_function
 from nas.api.progress import Progress, as_progress
+from nas.search.budget import Budget
 from nas.api._supernet import SupernetChoice, choose_supernet, prepare_supernet, supernet_evaluator
 from space import Arch, SearchSpace, Workload
 from space.errors import UserError
@@ -62,8 +63,7 @@ class SearchPlan:
     hardware: Any  # latency.hardware.Hardware
     space: SearchSpace
     workload: Workload
-    budget_s: float
-    budget: str  # as the user wrote it
+    budget: Budget  # seconds, and the text as the user wrote it
     strategy: str
     options: dict[str, Any]  # the strategy's options, defaults filled in
     iterations: int
@@ -85,6 +85,10 @@ class SearchPlan:
     full_space: SearchSpace | None = None  # the space before restricting it to the device's precisions
     reuse: bool = True  # never re-score an arch of earlier searches with this supernet; their best join the answer
     fidelity: Any = None  # nas.search.fidelity.Fidelity: validation batches per stage (cheap, hurdle, final)
+
+    @property
+    def budget_s(self) -> float:
+        return self.budget.seconds
 
 
 @dataclass(frozen=True)
@@ -121,11 +125,11 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     `hurdle_batches` (default 8), the final `final_top` on `final_batches` (default 64), the answer
     the best of those (nas.search.fidelity)."""
     from nas.ray_adapter import check_address
-    from nas.search import check_reachable, parse_duration, resolve_options, strategy_class
+    from nas.search import check_reachable, resolve_options, strategy_class
     from nas.search.driver import run_settings
     from nas.search.study import check_resumable
-    budget_s = parse_duration(budget) if isinstance(budget, str) else parse_duration(f"{budget}s")
-    budget_text = budget if isinstance(budget, str) else f"{budget:g}s"
+    budget = Budget.of(budget)
+    budget_s = budget.seconds
     for name, value, least in (("iterations", iterations, 1), ("eval_batches", eval_batches, 1), ("workers", workers, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise UserError(f"--{name.replace('_', '-')} {value!r}: must be an integer of at least {least}")
@@ -149,7 +153,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
 
     def bound(archs: list[Arch]) -> list[float]:
         return [float(b) for b in model.bound(archs, confidence)]
-    run_dir = Path(out) if out else default_run_dir(hw.name, budget_text, strategy, seed)
+    run_dir = Path(out) if out else default_run_dir(hw.name, budget.text, strategy, seed)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a folder")
     recorded = check_resumable(run_dir, run_settings(space, strategy, seed, budget_s, opts, fidelity))
@@ -169,7 +173,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     check_reachable(space, bound, budget_s, seed, hardware=hw.name,
                     what="predicted latency" if confidence == 0.5 else
                     f"predicted latency (its upper bound at {confidence:.0%} confidence)")
-    return SearchPlan(hw, space, w, budget_s, budget_text, strategy, opts, iterations, seed, eval_batches, workers,
+    return SearchPlan(hw, space, w, budget, strategy, opts, iterations, seed, eval_batches, workers,
                       ray_address, run_dir, choice, latency, model.source, recorded,
                       str(dev) if dev is not None else device, prec, confidence, bound, model, calibrate, full,
                       bool(reuse), fidelity)
@@ -239,7 +243,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     try:
         with p.task("search", plan.iterations, unit="arch") as bar:
             result = run_search(plan.space, plan.strategy, evaluate=evaluate, latency=plan.latency,
-                                budget_s=plan.budget_s, iterations=plan.iterations, batch=8, run_dir=plan.run_dir,
+                                budget_s=plan.budget, iterations=plan.iterations, batch=8, run_dir=plan.run_dir,
                                 seed=plan.seed, options=plan.options, hardware=hw.name, bound=plan.bound,
                                 progress=lambda done, best: bar.update(done, f"best loss {best:.4f}" if best else ""),
                                 known=known, fidelity=fidelity, tokens=tokens)
@@ -249,7 +253,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     if reused:
         notes.append(f"{reused} archs within the budget that earlier searches scored with this supernet joined "
                      f"the ranking (strategy `{REUSED}` in trials.csv); --no-reuse leaves them out")
-    ranking = tuple(feasible(result.trials, plan.budget_s))
+    ranking = tuple(feasible(result.trials, plan.budget))
     spread = analytic_spread(plan, result.trials, ranking) if plan.model.source == "analytic" else {}
     if spread:
         notes.append(spread["note"])
@@ -298,7 +302,7 @@ def analytic_spread(plan: SearchPlan, trials, ranking) -> dict[str, Any]:
     fast, slow = plan.model.predict_range(archs)
     best = {}
     for end, lat in (("fast", fast), ("slow", slow)):
-        inside = [(t["loss"], t["arch_id"]) for t, x in zip(done, lat) if x <= plan.budget_s]
+        inside = [(t["loss"], t["arch_id"]) for t, x in zip(done, lat) if plan.budget.admits(x)]
         best[end] = min(inside)[1] if inside else None
     chosen = ranking[0]["arch_id"] if ranking else None
     i = next((k for k, t in enumerate(done) if t["arch_id"] == chosen), None)

@@ -76,7 +76,7 @@ def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, 
     console.print(f"best within {budget}: {best['arch_id']} (validation loss {best['loss']:.4f}{_on(best)}, "
                   f"predicted {best['latency_s'] * 1e3:.2f} ms, at most {best['latency_bound_s'] * 1e3:.2f} ms at "
                   f"{plan.confidence:.0%} confidence, {plan.latency_source}: "
-                  f"{best['latency_bound_s'] / plan.budget_s:.0%} of the budget); run folder {outcome.run_dir} "
+                  f"{plan.budget.used(best['latency_bound_s']):.0%} of the budget); run folder {outcome.run_dir} "
                   f"(trials.csv, best.yaml, pareto.csv, pareto.png, journal.log); export it with "
                   f"`nas export {outcome.run_dir} --out model/`, time it with `nas measure model/`")
 
@@ -92,7 +92,7 @@ def _print_ranking(outcome, plan, top: int = 10) -> None:
         name = a.id + (" (reused)" if t["strategy"] == REUSED else "")
         table.add_row(str(i), name, f"{t['loss']:.4f}", _tokens(t), f"{math.exp(t['loss']):.2f}",
                       f"{t['latency_s'] * 1e3:.2f} ms", f"{t['latency_bound_s'] * 1e3:.2f} ms",
-                      f"{t['latency_bound_s'] / plan.budget_s:.0%}", human(analytic_cost(a, plan.workload).params),
+                      f"{plan.budget.used(t['latency_bound_s']):.0%}", human(analytic_cost(a, plan.workload).params),
                       escape(arch_summary(a)))
     stdout_console().print(table)
 

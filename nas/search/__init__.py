@@ -5,13 +5,13 @@ the Optuna journal that records every trial (for optuna-dashboard).
 """
 from nas.search.base import (REUSED, STRATEGIES, InfeasibleBudget, Result, SearchOptions, Searcher, make_searcher,
                              resolve_options, strategy_class)
-from nas.search.budget import format_duration, parse_duration
+from nas.search.budget import Budget, format_duration, parse_duration
 
 # importing a strategy registers it; this order is the order users see
 from nas.search import random_search, evolution, hat, tpe, nsga2  # noqa: E402,F401  isort: skip
 from nas.search.driver import SearchResult, check_reachable, run_search  # noqa: E402
 from nas.search.fidelity import Fidelity  # noqa: E402
 
-__all__ = ["REUSED", "STRATEGIES", "InfeasibleBudget", "Result", "SearchOptions", "Searcher", "make_searcher",
+__all__ = ["Budget", "REUSED", "STRATEGIES", "InfeasibleBudget", "Result", "SearchOptions", "Searcher", "make_searcher",
            "resolve_options", "strategy_class", "format_duration", "parse_duration", "SearchResult",
            "check_reachable", "run_search", "Fidelity"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 from space.errors import UserError
 
@@ -36,3 +37,40 @@ def format_duration(seconds: float) -> str:
         if abs(seconds) >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A latency budget: the one place that decides whether an arch's latency bound is within it.
+    `text` is the budget as the user wrote it (printed back to them); it is never re-parsed."""
+
+    seconds: float
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        s = self.seconds
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
+            raise UserError(f"latency budget {s!r} must be a positive number of seconds")
+        object.__setattr__(self, "seconds", float(s))
+        if not self.text:
+            object.__setattr__(self, "text", f"{self.seconds:g}s")
+
+    @classmethod
+    def of(cls, value: "Budget | str | float | int") -> "Budget":
+        """A budget from what a user passes: a duration string ("20ms"), seconds, or a Budget."""
+        if isinstance(value, Budget):
+            return value
+        if isinstance(value, str):
+            return cls(parse_duration(value), value)
+        return cls(value)
+
+    def admits(self, bound: float) -> bool:
+        """Whether an arch whose latency bound is `bound` seconds is within the budget."""
+        return bound <= self.seconds
+
+    def used(self, bound: float) -> float:
+        """The share of the budget a latency bound takes (bound / budget)."""
+        return float(bound) / self.seconds
+
+    def __str__(self) -> str:
+        return self.text

@@ -20,7 +20,7 @@ from space.errors import UserError
 
 from nas.search import study as rec
 from nas.search.base import REUSED, InfeasibleBudget, make_searcher, resolve_options, strategy_class
-from nas.search.budget import format_duration
+from nas.search.budget import Budget, format_duration
 from nas.search.fidelity import Fidelity, Scorer, score_batch
 from nas.search.report import rank_key
 
@@ -87,8 +87,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     for name, value in (("iterations", iterations), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"{name}={value!r} must be a positive integer")
-    if not (isinstance(budget_s, (int, float)) and math.isfinite(budget_s) and budget_s > 0):
-        raise UserError(f"latency budget {budget_s!r} must be a positive number of seconds")
+    budget = Budget.of(budget_s)
+    budget_s = budget.seconds
     cls = strategy_class(strategy)
     opts = asdict(resolve_options(strategy, options))
     bound = bound or latency
@@ -119,8 +119,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
 
     study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts, fidelity))
     rec.fail_running(study)  # trials in flight when a previous run died
-    searcher = make_searcher(strategy, space, lambda a: predict(a)[1] <= budget_s, seed, study=study, **opts)
-    searcher.feasible_many = lambda archs: [b <= budget_s for _, b in predict_many(archs)]
+    searcher = make_searcher(strategy, space, lambda a: budget.admits(predict(a)[1]), seed, study=study, **opts)
+    searcher.feasible_many = lambda archs: [budget.admits(b) for _, b in predict_many(archs)]
     done = rec.evaluated(study)
     if done and not cls.records_own_trials:
         archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
@@ -150,24 +150,25 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     if known is not None:
         reused = rec.open_reused(run_dir)
         if not rec.evaluated(reused):  # recorded once, when the search first completes
-            add_known(reused, study, space, known, known_limit, budget_s, latency, bound,
+            add_known(reused, study, space, known, known_limit, budget, latency, bound,
                       lambda n: attrs_of(n, math.nan, math.nan) if fidelity is not None and n else {})
     result = _result(strategy, Path(run_dir), study, reused)
     if fidelity is None or not fid.multi:
         return result
-    final = final_scores(study, result, scorer, fid, budget_s)
+    final = final_scores(study, result, scorer, fid, budget)
     return _result(strategy, Path(run_dir), study, reused, final, tokens)
 
 
-def final_scores(study: "optuna.Study", result: SearchResult, scorer: Scorer, fid: Fidelity, budget_s: float
-                 ) -> dict[str, float]:
+def final_scores(study: "optuna.Study", result: SearchResult, scorer: Scorer, fid: Fidelity,
+                 budget: Budget | float) -> dict[str, float]:
     """arch id -> loss on the final set, of the `final_top` best archs within the budget by the
     loss the search holds, and of every reused arch already scored on the final set (free: the
     score book answers). Kept in the study (`final`), so a resumed, finished run does not re-score."""
     recorded = study.user_attrs.get("final")
     if recorded is not None:
         return {k: float(v) for k, v in recorded.items()}
-    within = [t for t in result.trials if math.isfinite(t["loss"]) and _bound(t) <= budget_s]
+    budget = Budget.of(budget)
+    within = [t for t in result.trials if math.isfinite(t["loss"]) and budget.admits(_bound(t))]
     top = sorted(within, key=lambda t: (t["loss"], t["number"]))[:fid.final_top]
     ids = {t["arch_id"] for t in top}
     top += [t for t in within if t.get("batches") == fid.final_batches and t["arch_id"] not in ids]
@@ -184,7 +185,7 @@ def _bound(t: dict[str, Any]) -> float:
 
 
 def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace, known: Sequence[tuple],
-              limit: int, budget_s: float, latency: Batch, bound: Batch,
+              limit: int, budget: Budget | float, latency: Batch, bound: Batch,
               attrs: Callable[[int], dict[str, Any]] = lambda n: {}) -> None:
     """Records the best `limit` known archs within the budget that the search did not score itself,
     as trials of strategy REUSED in the run's `reused` study, once the search is done: they never
@@ -196,7 +197,8 @@ def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace,
     if not fits:
         return
     bounds = bound([a for a, _, _ in fits])  # one batched call, however many archs earlier searches scored
-    best = sorted(((a, v, n, b) for (a, v, n), b in zip(fits, bounds) if b <= budget_s),
+    budget = Budget.of(budget)
+    best = sorted(((a, v, n, b) for (a, v, n), b in zip(fits, bounds) if budget.admits(b)),
                   key=lambda p: (-p[2], p[1], p[0].id))[:limit]
     for (arch, loss, n, bound_s), lat in zip(best, latency([p[0] for p in best]) if best else []):
         extra = {**attrs(n), "latency_bound_s": float(bound_s)}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from nas.search.budget import Budget
 from space import Arch
 from space._io import atomic_write_json, atomic_write_text, read_json
 from space.arch import dump_yaml
@@ -74,10 +75,11 @@ def rank_key(t: dict[str, Any]) -> tuple:
     return (-n, t["loss"], t.get("number", 0))
 
 
-def feasible(trials: Sequence[dict[str, Any]], budget_s: float) -> list[dict[str, Any]]:
+def feasible(trials: Sequence[dict[str, Any]], budget: "Budget | float") -> list[dict[str, Any]]:
     """Trials within the budget (their latency bound), best first: the lowest loss among those
     measured on the most batches (rank_key)."""
-    return sorted((t for t in finite(trials) if bound_of(t) <= budget_s), key=rank_key)
+    budget = Budget.of(budget)
+    return sorted((t for t in finite(trials) if budget.admits(bound_of(t))), key=rank_key)
 
 
 def pareto(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -133,9 +135,9 @@ def write_run(run_dir: Path, trials: Sequence[dict[str, Any]], record: SearchRun
     return record
 
 
-def budget_used(trial: dict[str, Any], budget_s: float) -> float:
+def budget_used(trial: dict[str, Any], budget: "Budget | float") -> float:
     """The share of the budget a trial's latency bound takes (1.0: all of it)."""
-    return float(bound_of(trial)) / float(budget_s)
+    return Budget.of(budget).used(bound_of(trial))
 
 
 def _int_or_none(v: Any) -> int | None:
