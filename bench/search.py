@@ -102,8 +102,13 @@ def main() -> None:
     ap.add_argument("--goal-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--reference-mult", type=int, default=0,
                     help="part goal: also a tournament evolution this many times longer (0: none)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's; 1 when two processes share the goal part's --out)")
     ap.add_argument("--out", default="bench/results/search")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     space, hw = load_space(args.space), load_hardware(args.hardware)

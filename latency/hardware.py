@@ -13,6 +13,7 @@ from typing import Any
 
 from space._io import check_keys, named_config, read_yaml
 from space.errors import UserError
+from space.options import check_int
 
 KINDS = ("cpu", "gpu")
 _KEYS = ("name", "description", "kind", "device", "dtype", "precisions", "threads", "peak_flops", "memory_bandwidth",
@@ -107,8 +108,8 @@ def hardware_from_dict(d: Any, where: str) -> Hardware:
     if dtype not in peaks:
         raise HardwareError(f"{where}.dtype={dtype!r} has no peak_flops entry; given: {', '.join(peaks)}")
     threads = d.get("threads")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise HardwareError(f"{where}.threads={threads!r} must be a positive integer")
+    if threads is not None:
+        check_int(threads, f"{where}.threads", 1, HardwareError)
     overhead, overhead_range = _ranged(d["op_overhead"], f"{where}.op_overhead")
     from space.arch import PRECISIONS
     precisions = d.get("precisions", [dtype if dtype in PRECISIONS else "fp32"])

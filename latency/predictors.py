@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
 from latency.features import ANALYTIC
 from space.errors import UserError
+from space.options import build, check_fields, fraction, positive
 from space.registry import Registry
 
 TOTAL, COMPUTE, MEMORY, OVERHEAD = "roofline.total_s", "roofline.compute_s", "roofline.memory_s", "roofline.overhead_s"
@@ -200,10 +201,10 @@ class CalibratedPredictor(LatencyPredictor):
 @dataclass(frozen=True)
 class GBTConfig:
     trees: int = 300
-    learning_rate: float = 0.05
+    learning_rate: float = field(default=0.05, metadata=positive())
     depth: int = 4
     min_leaf: int = 3
-    subsample: float = 0.8
+    subsample: float = field(default=0.8, metadata=fraction(low_open=True))
     folds: int = 5  # out-of-fold residuals give predict_std
     residual: bool = True
     seed: int = 0
@@ -286,9 +287,9 @@ class MLPConfig:
     epochs: int = 300
     patience: int = 30  # epochs without a better validation loss before stopping
     batch: int = 256
-    lr: float = 2e-3
+    lr: float = field(default=2e-3, metadata=positive())
     weight_decay: float = 1e-4
-    val_fraction: float = 0.1
+    val_fraction: float = field(default=0.1, metadata=fraction(high_open=True))
     residual: bool = True
     seed: int = 0
 
@@ -412,18 +413,10 @@ class MLPPredictor(LatencyPredictor):
 # ---- the registry ----------------------------------------------------------------------------------
 
 def make_config(name: str, **kw: Any) -> Any:
-    Config = PREDICTORS.get(name).Config
-    allowed = {f.name: f for f in fields(Config)}
-    for key, value in kw.items():
-        if key not in allowed:
-            raise UserError(f"predictor {name!r}: unknown option {key!r}; allowed: {', '.join(allowed) or 'none'}")
-        want = type(allowed[key].default)
-        least = 1 if want is int and key != "seed" else 0  # counts (members, trees, epochs) start at 1
-        ok = isinstance(value, bool) if want is bool else (
-            isinstance(value, (int, float) if want is float else want) and not isinstance(value, bool) and value >= least)
-        if not ok:
-            raise UserError(f"predictor {name!r}: {key}={value!r} must be a {want.__name__} >= {least}")
-    return Config(**kw)
+    """A predictor's Config from options, each checked against its field (space.options)."""
+    config = build(PREDICTORS.get(name).Config, kw, f"predictor {name!r}")
+    check_fields(config, label=lambda key: f"predictor {name!r}: {key}")
+    return config
 
 
 def make_predictor(name: str, feature_names: Sequence[str], **kw: Any) -> LatencyPredictor:

@@ -18,6 +18,8 @@ from typing import Callable, Hashable, Protocol as _Protocol
 
 from space.errors import UserError
 
+BACKENDS = ("torch", "onnxruntime")  # what runs a model while it is timed (latency.runner)
+
 
 class Timer(_Protocol):
     def __call__(self, fn: Callable[[], object], reps: int) -> float:

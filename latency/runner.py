@@ -16,13 +16,13 @@ from typing import Any, Callable
 import torch
 
 from space import Arch, Workload
+from latency.protocol import BACKENDS
 from space.errors import UserError
 from supernet.corpus import ByteTokenizer
 from supernet.functional import Cache
 from supernet.subnet import SubTransformer
 
 
-BACKENDS = ("torch", "onnxruntime")
 
 
 def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0,

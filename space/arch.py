@@ -17,6 +17,7 @@ import yaml
 
 from space._io import check_keys
 from space.errors import UserError
+from space.options import check_int
 
 KINDS = ("decoder", "encoder", "encoder-decoder")
 # Numeric precisions a model can run at: fp32 (the default, left out of an arch's dict so that its
@@ -24,6 +25,9 @@ KINDS = ("decoder", "encoder", "encoder-decoder")
 # int8 weights per output channel, activations quantized on the fly), bf16 and fp16 (weights and
 # activations in half precision). Which ones a device runs is its hardware profile's to say.
 PRECISIONS = ("fp32", "int8", "bf16", "fp16")
+# The autocast dtypes a model may be *run* in over fp32 weights (a fitness, a training run): not an
+# arch's precision (PRECISIONS), which is what the deployed model stores and computes in
+EVAL_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class ArchError(UserError):
@@ -166,8 +170,7 @@ def _stack_from_dict(d: Any, where: str) -> Stack:
 # ---- structural validation (membership of a particular space is space.contains) ---------------
 
 def _positive_int(value: Any, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ArchError(f"{where}={value!r} must be a positive integer")
+    check_int(value, where, 1, ArchError)
 
 
 def validate(arch: Arch) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from space._io import check_keys
 from space.arch import Arch, ArchError, Layer
+from space.options import check_int
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,8 @@ class Workload:
 
     def __post_init__(self) -> None:
         for name in ("batch", "seq_len"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ArchError(f"workload.{name}={v!r} must be a positive integer")
-        if isinstance(self.gen_tokens, bool) or not isinstance(self.gen_tokens, int) or self.gen_tokens < 0:
-            raise ArchError(f"workload.gen_tokens={self.gen_tokens!r} must be a non-negative integer")
+            check_int(getattr(self, name), f"workload.{name}", 1, ArchError)
+        check_int(self.gen_tokens, "workload.gen_tokens", 0, ArchError)
 
     @property
     def generation(self) -> bool:

@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from space.errors import UserError
+from space.options import check_fields, choices, flag, fraction, least, positive
+
+
+# How `retrain` trains an exported arch: from scratch, fine-tuned from its inherited weights, or
+# fine-tuned with the supernet's largest arch as teacher
+RETRAIN_MODES = ("scratch", "finetune", "distill")
 
 
 @dataclass(frozen=True)
@@ -13,43 +19,34 @@ class TrainConfig:
     steps: int = 3000
     batch_size: int = 16
     seq_len: int = 128
-    lr: float = 2e-3
+    lr: float = field(default=2e-3, metadata=positive())
     min_lr: float = 2e-4
-    warmup: int = 100
+    warmup: int = field(default=100, metadata=least(0))
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    sampling: str = "sandwich"  # "sandwich": largest + smallest + n_random per step; "uniform": one random arch (HAT)
-    n_random: int = 2
+    # "sandwich": largest + smallest + n_random per step; "uniform": one random arch (HAT)
+    sampling: str = field(default="sandwich", metadata=choices("sandwich", "uniform"))
+    n_random: int = field(default=2, metadata=least(0))
     # sandwich only: the attention types of the largest and smallest archs. "reference": the space's
     # first type on every layer (always the same two archs); "mixed": drawn per layer at every step,
     # so no type gets more updates of the shared weights than another (the default: it ranks archs
     # better and removes the linear-attention bias, docs/benchmarks.md "ranking")
-    extremes: str = "mixed"
+    extremes: str = field(default="mixed", metadata=choices("reference", "mixed"))
     distill: bool = True  # sandwich only: the smaller archs learn from the largest one's outputs ...
-    distill_weight: float = 0.5  # ... with this weight on the distillation loss, the rest on the labels,
-    distill_ramp: float = 0.5  # reached linearly over this fraction of the steps (a new teacher knows nothing)
+    distill_weight: float = field(default=0.5, metadata=fraction())  # ... with this weight on the distillation loss, the rest on the labels,
+    distill_ramp: float = field(default=0.5, metadata=fraction())  # reached linearly over this fraction of the steps (a new teacher knows nothing)
     eval_every: int = 100
     eval_batches: int = 8
     ckpt_every: int = 50
-    label_smoothing: float = 0.0  # translation trains with 0.1, as the Transformer and HAT
+    # translation trains with 0.1, as the Transformer and HAT
+    label_smoothing: float = field(default=0.0, metadata=fraction(high_open=True))
     # Supernet-only adapters for the attention types that have one (linear: its own per-head map of
     # the shared queries and keys, folded into an extracted model's weights; `Kernel.adapt`)
     type_adapters: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.sampling not in ("sandwich", "uniform"):
-            raise UserError(f"--sampling {self.sampling!r}: choose sandwich or uniform")
-        if self.extremes not in ("reference", "mixed"):
-            raise UserError(f"extremes {self.extremes!r}: choose reference or mixed")
-        for name in ("steps", "batch_size", "seq_len", "eval_every", "ckpt_every", "eval_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"--{name.replace('_', '-')}={value!r} must be an integer of at least 1")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise UserError(f"--lr {self.lr!r}: must be a positive number")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")
+        check_fields(self, label=flag)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -15,9 +15,9 @@ from typing import Any, ContextManager
 
 import torch
 
+from space.arch import EVAL_PRECISIONS
 from space.errors import UserError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -55,8 +55,8 @@ def default_precision(device: torch.device) -> str:
 def resolve_precision(spec: str | None, device: torch.device) -> str:
     if spec is None or spec == "auto":
         return default_precision(device)
-    if spec not in PRECISIONS:
-        raise UserError(f"--precision {spec!r}: choose one of {', '.join(PRECISIONS)}")
+    if spec not in EVAL_PRECISIONS:
+        raise UserError(f"--precision {spec!r}: choose one of {', '.join(EVAL_PRECISIONS)}")
     if spec == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UserError(f"--precision bf16: {torch.cuda.get_device_name(device)} does not support bfloat16; use fp16")
     return spec

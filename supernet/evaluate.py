@@ -15,6 +15,7 @@ import torch
 
 from space import Arch
 from space.errors import UserError
+from space.options import check_int
 from supernet import functional
 from supernet.device import autocast, to_device
 from supernet.loss import real_tokens, row_loss_sums
@@ -97,8 +98,7 @@ class Evaluator:
     def _prefix(self, batches: int | None) -> int:
         if batches is None:
             return len(self.batches)
-        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-            raise ValueError(f"batches={batches!r} must be a positive integer")
+        check_int(batches, "batches", 1, ValueError)
         return min(batches, len(self.batches))
 
     def tokens_of(self, batches: int | None = None) -> int:

@@ -170,7 +170,7 @@ def test_bundle_bad_files(tmp_path, fitted: dict) -> None:
 def test_unknown_predictor_and_option() -> None:
     with pytest.raises(UserError, match="unknown latency predictor 'xgboost'; choose one of: analytic, calibrated, gbt, mlp"):
         make_predictor("xgboost", NAMES)
-    with pytest.raises(UserError, match="unknown option 'epoch'; allowed: hidden"):
+    with pytest.raises(UserError, match="unknown option 'epoch' for predictor 'mlp'; allowed: hidden"):
         make_predictor("mlp", NAMES, epoch=3)
     with pytest.raises(UserError, match="members=-1"):
         make_predictor("mlp", NAMES, members=-1)

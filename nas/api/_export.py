@@ -12,7 +12,9 @@ from nas.search.budget import Budget
 from space import Arch
 from space._io import atomic_write_json
 from space.errors import UserError
+from latency.protocol import BACKENDS
 from supernet.card import ModelCard
+from supernet.config import RETRAIN_MODES
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,8 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     from supernet.subnet import load, save
     from supernet.tasks import load_task_data, task_for
     from supernet.train import run_batch, train_fixed
-    if mode not in ("scratch", "finetune", "distill"):
-        raise UserError(f"--mode {mode!r}: choose scratch, finetune or distill")
+    if mode not in RETRAIN_MODES:
+        raise UserError(f"--mode {mode!r}: choose one of {', '.join(RETRAIN_MODES)}")
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     model = load(model_dir)
@@ -205,7 +207,7 @@ def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int =
     from supernet.subnet import load
     if rounds < 3 or warmup < 0:
         raise UserError("measure: at least 3 rounds and no negative warm-up")
-    if backend not in ("torch", "onnxruntime"):
+    if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: choose torch or onnxruntime")
     card: ModelCard = load(model_dir).card
     hardware = hardware or card.hardware

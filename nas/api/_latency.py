@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -54,7 +53,7 @@ def profile(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-shakes
     from latency.dataset import read_dataset
     from latency.profile import check_device, profile as run_profile
     from latency.protocol import TimingProtocol
-    from latency.runner import BACKENDS
+    from latency.protocol import BACKENDS
     from latency.store import dataset_path
     hw, space = as_hardware(hardware), as_space(space)
     w = as_workload(workload, space)
@@ -161,7 +160,7 @@ def fit_predictor(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-
         verdict = f"saved to {target}; it answers nothing by itself (pass it with `nas fit-predictor --data {path}`)"
     elif theirs is None or force or mine["mape"] < theirs["mape"]:
         target, answers = bundle_path(hw.name, space.name, w), True
-        verdict = ("it now answers for " + hw.name + (f" (forced over the previous one)" if force and theirs else
+        verdict = ("it now answers for " + hw.name + (" (forced over the previous one)" if force and theirs else
                    f": held-out error {mine['mape']:.1f}% against {theirs['mape']:.1f}% for the previous one"
                    if theirs else ": no measured predictor answered before"))
     else:

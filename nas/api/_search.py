@@ -13,13 +13,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from latency.model import DEFAULT_CONFIDENCE  # re-exported as nas.api.DEFAULT_CONFIDENCE
 from nas.api._common import as_hardware, as_space, as_workload
 from nas.api._latency import latency_function
+from nas.api._supernet import SupernetChoice, choose_supernet, prepare_supernet, supernet_evaluator
 from nas.api.progress import Progress, as_progress
 from nas.search.budget import Budget
-from nas.api._supernet import SupernetChoice, choose_supernet, prepare_supernet, supernet_evaluator
 from space import Arch, SearchSpace, Workload
 from space.errors import UserError
+from space.options import check_int, flag
 
 DEFAULT_ITERATIONS = 300
 
@@ -27,10 +29,8 @@ DEFAULT_ITERATIONS = 300
 def _actor_evaluator(folder: str, batches: int, device: str, precision: str | None = None) -> Any:
     """A Ray actor's scorer: the search's multi-fidelity one, on the actor's device."""
     return supernet_evaluator(folder, batches, device=device, precision=precision, spread=True)
-# The budget holds for an arch whose latency's upper bound at 90% confidence is within it: the goal
-# is that 9 in 10 searched models measure within their budget, and with a measured predictor
-# (relative std ~4%) the bound sits ~5% above the point prediction, which wastes little budget.
-DEFAULT_CONFIDENCE = 0.9
+
+
 # Fitness stages (nas.search.fidelity): batches of 16 windows of 128 tokens on the shipped supernet
 DEFAULT_EVAL_BATCHES, DEFAULT_HURDLE_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP = 2, 8, 64, 5
 
@@ -131,8 +131,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     budget = Budget.of(budget)
     budget_s = budget.seconds
     for name, value, least in (("iterations", iterations, 1), ("eval_batches", eval_batches, 1), ("workers", workers, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise UserError(f"--{name.replace('_', '-')} {value!r}: must be an integer of at least {least}")
+        check_int(value, flag(name), least)
     strategy_class(strategy)
     from nas.search.fidelity import Fidelity
     fidelity = Fidelity(batches=eval_batches,

@@ -12,6 +12,7 @@ from nas.api._common import as_archs, as_space
 from nas.api.progress import Progress, as_progress
 from space import Arch, SearchSpace, analytic_cost
 from space.errors import UserError
+from space.options import check_int
 from supernet.config import TrainConfig, resolve_config
 
 if TYPE_CHECKING:  # torch-backed modules load when a function needs them: a bad argument fails fast
@@ -104,8 +105,7 @@ def plan_training(space: str | Path | SearchSpace = "lm-shakespeare", *, out: st
         config = resolve_config(preset, task, **settings)
     if task == "lm" and config.seq_len > space.max_len:
         raise UserError(f"--seq-len {config.seq_len} exceeds the space's max_len {space.max_len}")
-    if isinstance(grad_accum, bool) or not isinstance(grad_accum, int) or grad_accum < 1:
-        raise UserError(f"--grad-accum {grad_accum!r}: must be an integer of at least 1")
+    check_int(grad_accum, "--grad-accum")
     spec = tokenizer or space.tokenizer
     kind, arg = parse_spec(spec, space.vocab_size)
     if kind == "bytes" and space.vocab_size != 259 or kind == "bpe" and arg != space.vocab_size:

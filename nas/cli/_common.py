@@ -22,7 +22,8 @@ def choices_help(names: list[str]) -> str:
 def device_options(f):
     """--device and --precision, the same on every command that runs a model."""
     import click
-    f = click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+    from space.arch import EVAL_PRECISIONS
+    f = click.option("--precision", type=click.Choice(EVAL_PRECISIONS), default=None,
                      help="Autocast precision over fp32 weights (default: bf16 on a CUDA GPU that has it, "
                           "fp32 elsewhere; on CPUs fp32 is the fastest).")(f)
     f = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from latency.protocol import BACKENDS
+from supernet.config import RETRAIN_MODES
 from nas import api
 from nas.cli._common import PROGRESS, console, device_options
 
@@ -28,7 +30,7 @@ def export_cmd(run, rank, supernet_dir, arch_file, out, onnx):
 
 @click.command("retrain")
 @click.argument("model_dir", metavar="DIR", type=click.Path(file_okay=False))
-@click.option("--mode", type=click.Choice(["scratch", "finetune", "distill"]), default="finetune", show_default=True,
+@click.option("--mode", type=click.Choice(RETRAIN_MODES), default="finetune", show_default=True,
               help="scratch: fresh weights (as HAT); finetune: from the inherited weights; "
                    "distill: inherited weights, taught by the supernet's largest arch.")
 @click.option("--steps", default=500, show_default=True, type=click.IntRange(min=1))
@@ -70,7 +72,7 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed
 @click.option("--rounds", default=15, show_default=True, type=click.IntRange(min=3), help="Timed runs.")
 @click.option("--workload", default=None, metavar="SPEC", help="Default: the workload of the model's card.")
 @click.option("--threads", default=None, type=int, help="CPU threads (default: the hardware profile's).")
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True)
 def measure_cmd(model_dir, hw_name, rounds, workload, threads, backend):
     """Time an exported model as a user would: raw wall clock, in its own process, beside its
     predicted latency, bound and budget."""

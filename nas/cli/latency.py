@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from latency.protocol import BACKENDS
 from nas import api
 from nas.cli._common import PROGRESS, console, stdout_console
 from space.errors import UserError
@@ -23,7 +24,7 @@ from space.errors import UserError
 @click.option("--threads", default=None, type=int, help="CPU threads (default: the profile's, else torch's).")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Time on the Ray node offering resource NAME (or a GPU); 'local' starts a private local Ray.")
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
               help="Run the models with PyTorch, or exported to ONNX Runtime (CPU, forward workloads).")
 def profile_cmd(hw_name, space_name, samples, workload, out, seed, group, rounds, max_spread, threads, ray_address,
                 backend):

@@ -9,7 +9,8 @@ from rich.table import Table
 from nas import api
 from nas.cli._common import PROGRESS, console, device_options, stdout_console
 from space.errors import UserError
-from supernet.config import preset_names
+from space.options import choices_of
+from supernet.config import TrainConfig, preset_names
 
 
 @click.command("train-supernet")
@@ -26,7 +27,7 @@ from supernet.config import preset_names
               help="Run folder (default: runs/supernet-SPACE). An unfinished run there resumes.")
 @click.option("--preset", type=click.Choice(preset_names()), default=None,
               help="quick: about 10 minutes on 2 CPU cores for the embedded default.")
-@click.option("--sampling", type=click.Choice(["sandwich", "uniform"]), default=None,
+@click.option("--sampling", type=click.Choice(choices_of(TrainConfig, "sampling")), default=None,
               help="sandwich (default): largest + smallest + random archs per step, with in-place distillation; "
                    "uniform: one random arch per step, as HAT.")
 @click.option("--batch-size", type=int, default=None)

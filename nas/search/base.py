@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 from space import Arch, SearchSpace
 from space.errors import UserError
+from space.options import build, check_fields
 from space.registry import Registry
 
 Feasible = Callable[[Arch], bool]
@@ -36,15 +37,7 @@ class SearchOptions:
     max_attempts: int = 200  # draws per wanted candidate before giving up with InfeasibleBudget
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("int", int) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UserError(f"option {f.name}={value!r} must be a positive integer")
-            if f.type in ("bool", bool) and not isinstance(value, bool):
-                raise UserError(f"option {f.name}={value!r} must be true or false")
-            if f.name.endswith("_prob") and value is not None and not (isinstance(value, (int, float))
-                                                                       and 0.0 <= value <= 1.0):
-                raise UserError(f"option {f.name}={value!r} must be a probability in [0, 1]")
+        check_fields(self, label=lambda name: f"option {name}")
 
 
 @dataclass(frozen=True)
@@ -187,12 +180,7 @@ def strategy_class(name: str) -> type[Searcher]:
 
 def resolve_options(name: str, options: dict[str, Any] | None) -> SearchOptions:
     """The strategy's options with defaults filled in; an unknown key is an error naming it."""
-    cls = strategy_class(name)
-    allowed = [f.name for f in fields(cls.Options)]
-    for key in options or {}:
-        if key not in allowed:
-            raise UserError(f"unknown option {key!r} for strategy {name!r}; allowed: {', '.join(allowed)}")
-    return cls.Options(**(options or {}))
+    return build(strategy_class(name).Options, options, f"strategy {name!r}")
 
 
 def make_searcher(name: str, space: SearchSpace, feasible: Feasible, seed: int, *, study: Any = None,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from space import Arch, SearchSpace, make_rng
-from space.errors import UserError
+from space.options import check_int
 
 from nas.search import study as rec
 from nas.search.base import REUSED, InfeasibleBudget, make_searcher, resolve_options, strategy_class
@@ -85,8 +85,7 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     are then left out of the result).
     """
     for name, value in (("iterations", iterations), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"{name}={value!r} must be a positive integer")
+        check_int(value, name)
     budget = Budget.of(budget_s)
     budget_s = budget.seconds
     cls = strategy_class(strategy)

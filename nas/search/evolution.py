@@ -12,10 +12,11 @@ lets a resumed search replay them and continue exactly where it stopped.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from space import Arch
 from space.errors import UserError
+from space.options import fraction
 
 from nas.search.base import Result, SearchOptions, Searcher, register
 
@@ -27,15 +28,11 @@ class EvolutionOptions(SearchOptions):
     mutation_prob: float = 0.3  # per gene, as HAT
     crossover_prob: float = 0.0  # chance a child is a crossover of two tournament winners instead
     aging: bool = True
-    seeded: float = 0.5  # share of the first population seeded towards the budget (seeding.py); 0: all uniform
+    seeded: float = field(default=0.5, metadata=fraction())  # share of the first population seeded towards the budget (seeding.py); 0: all uniform
     stack_mutation_prob: float = 0.5  # chance a child is one whole-stack move instead of per-gene resampling
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("seeded", "stack_mutation_prob"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise UserError(f"option {name}={value!r} must be a fraction in [0, 1]")
         if self.sample_size > self.population:
             raise UserError(f"option sample_size={self.sample_size} exceeds population={self.population}")
 

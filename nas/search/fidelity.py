@@ -18,11 +18,12 @@ already run are not run again) and all fidelities estimate the same quantity.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 from space import Arch
 from space.errors import UserError
+from space.options import check_fields, flag, fraction
 
 # archs, number of batches -> losses
 Scorer = Callable[[list[Arch], int], list[float]]
@@ -32,18 +33,12 @@ Scorer = Callable[[list[Arch], int], list[float]]
 class Fidelity:
     batches: int = 2  # every candidate (2 x 16 windows of 128 bytes: 4,096 tokens)
     hurdle_batches: int = 8  # the contenders
-    hurdle: float = 0.2  # fraction of the cheap losses so far a contender is within
+    hurdle: float = field(default=0.2, metadata=fraction(low_open=True))  # fraction of the cheap losses so far a contender is within
     final_batches: int = 64  # the final top-K (131,072 tokens on the shipped supernet)
     final_top: int = 5
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "hurdle":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-                    raise UserError(f"hurdle={value!r}: a fraction in (0, 1] of the cheap losses so far")
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"--{f.name.replace('_', '-')} {value!r}: must be a positive integer")
+        check_fields(self, label=lambda name: "--eval-batches" if name == "batches" else flag(name))
         if not self.batches <= self.hurdle_batches <= self.final_batches:
             raise UserError(f"validation batches must grow by stage: --eval-batches {self.batches}, "
                             f"--hurdle-batches {self.hurdle_batches}, --final-batches {self.final_batches}; "

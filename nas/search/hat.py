@@ -15,11 +15,12 @@ crossover that repeats one is mutated (converged parents would otherwise exhaust
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from space import Arch, SearchSpace
 from space.errors import UserError
+from space.options import fraction
 
 from nas.search.base import Feasible, SearchOptions, Searcher, register
 
@@ -31,15 +32,11 @@ class HatOptions(SearchOptions):
     mutations: int = 50
     crossovers: int = 50
     mutation_prob: float = 0.3
-    seeded: float = 0.5  # share of generation 0 seeded towards the budget (seeding.py); 0: HAT's uniform
+    seeded: float = field(default=0.5, metadata=fraction())  # share of generation 0 seeded towards the budget (seeding.py); 0: HAT's uniform
     stack_mutation_prob: float = 0.5  # chance a mutation is one whole-stack move instead of per-gene resampling
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("seeded", "stack_mutation_prob"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise UserError(f"option {name}={value!r} must be a fraction in [0, 1]")
         if self.parents > self.population:
             raise UserError(f"option parents={self.parents} exceeds population={self.population}")
 

@@ -5,9 +5,11 @@ depth, the first layers); deeper layers' genes are drawn independently at random
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
+
+from space.options import fraction
 
 from nas.search.base import SearchOptions, register
 from nas.search.optuna_search import OptunaSearcher
@@ -17,7 +19,7 @@ from nas.search.optuna_search import OptunaSearcher
 class Nsga2Options(SearchOptions):
     population_size: int = 50
     crossover_prob: float = 0.9
-    seeded: float = 0.5  # share of the first population seeded towards the budget (seeding.py); 0: Optuna's
+    seeded: float = field(default=0.5, metadata=fraction())  # share of the first population seeded towards the budget (seeding.py); 0: Optuna's
 
 
 @register
