@@ -387,3 +387,18 @@ def test_budget_admits_its_bound_and_keeps_the_users_text() -> None:
     for bad in (0, -1.0, float("nan"), float("inf"), True, "20"):
         with pytest.raises(UserError):
             Budget.of(bad)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+def test_each_strategy_says_how_a_population_maps_onto_its_options(strategy: str) -> None:
+    from nas.search import resolve_options
+    from nas.search.base import population_options, strategy_class
+    if strategy_class(strategy).population_options(8) is None:
+        with pytest.raises(UserError, match=f"--population does not apply to --strategy {strategy}"):
+            population_options(strategy, 8)
+        return
+    for population in (6, 8, 37):
+        opts = resolve_options(strategy, population_options(strategy, population))
+        assert population in vars(opts).values()
+    with pytest.raises(UserError, match="--population=1 must be an integer of at least 2"):
+        population_options(strategy, 1)

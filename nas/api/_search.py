@@ -39,23 +39,6 @@ def default_run_dir(hw: str, budget: str, strategy: str, seed: int) -> Path:
     return Path("runs") / f"search-{hw}-{budget}-{strategy}-s{seed}"
 
 
-def population_options(strategy: str, population: int | None) -> dict[str, int]:
-    """--population in each strategy's terms (HAT keeps its 1:2:2 parents/mutations/crossovers)."""
-    if population is None:
-        return {}
-    if population < 2:
-        raise UserError(f"--population {population}: must be at least 2")
-    if strategy == "evolution":
-        return {"population": population, "sample_size": max(2, population // 4)}
-    if strategy == "hat":
-        parents = max(2, population // 5)
-        return {"population": population, "parents": parents, "mutations": (population - parents) // 2,
-                "crossovers": population - parents - (population - parents) // 2}
-    if strategy == "nsga2":
-        return {"population_size": population}
-    raise UserError(f"--population does not apply to --strategy {strategy}")
-
-
 @dataclass(frozen=True)
 class SearchPlan:
     """A checked search request: nothing trained or evaluated yet."""
@@ -126,6 +109,7 @@ def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path |
     the best of those (nas.search.fidelity)."""
     from nas.ray_adapter import check_address
     from nas.search import check_reachable, resolve_options, strategy_class
+    from nas.search.base import population_options
     from nas.search.driver import run_settings
     from nas.search.study import check_resumable
     budget = Budget.of(budget)

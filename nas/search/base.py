@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from space import Arch, SearchSpace
 from space.errors import UserError
-from space.options import build, check_fields
+from space.options import build, check_fields, check_int
 from space.registry import Registry
 
 Feasible = Callable[[Arch], bool]
@@ -55,6 +55,11 @@ class Searcher(ABC):
     # True: the searcher's own Optuna trials are the recorded ones (the driver then passes the
     # journal-backed study in and neither records nor replays; the study carries the state)
     records_own_trials: ClassVar[bool] = False
+
+    @classmethod
+    def population_options(cls, population: int) -> dict[str, Any] | None:
+        """A population size (`--population`, >= 2) in this strategy's own options; None: it has none."""
+        return None
 
     def __init__(self, space: SearchSpace, feasible: Feasible, seed: int, **options: Any) -> None:
         self.space, self.feasible, self.seed = space, feasible, int(seed)
@@ -176,6 +181,17 @@ register = STRATEGIES.register
 
 def strategy_class(name: str) -> type[Searcher]:
     return STRATEGIES.get(name)
+
+
+def population_options(name: str, population: int | None) -> dict[str, Any]:
+    """`--population` in strategy `name`'s terms (each strategy says how, `Searcher.population_options`)."""
+    if population is None:
+        return {}
+    check_int(population, "--population", 2)
+    opts = strategy_class(name).population_options(population)
+    if opts is None:
+        raise UserError(f"--population does not apply to --strategy {name}")
+    return opts
 
 
 def resolve_options(name: str, options: dict[str, Any] | None) -> SearchOptions:

@@ -42,6 +42,10 @@ class Evolution(Searcher):
     name = "evolution"
     Options = EvolutionOptions
 
+    @classmethod
+    def population_options(cls, population: int) -> dict[str, int]:
+        return {"population": population, "sample_size": max(2, population // 4)}  # NNI's 4:1
+
     def population(self) -> list[Result]:
         if self.opts.aging:
             return self.told[-self.opts.population:]

@@ -46,6 +46,15 @@ class HatEvolution(Searcher):
     name = "hat"
     Options = HatOptions
 
+    @classmethod
+    def population_options(cls, population: int) -> dict[str, int]:
+        if population < 6:
+            raise UserError(f"--population {population}: --strategy hat needs at least 6 (2 parents, and 2 "
+                            "mutations and 2 crossovers of them)")
+        parents = max(2, population // 5)  # HAT's 1:2:2 parents, mutations, crossovers
+        return {"population": population, "parents": parents, "mutations": (population - parents) // 2,
+                "crossovers": population - parents - (population - parents) // 2}
+
     def __init__(self, space: SearchSpace, feasible: Feasible, seed: int, **options: Any) -> None:
         super().__init__(space, feasible, seed, **options)
         self._gen = -1

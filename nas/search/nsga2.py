@@ -26,6 +26,10 @@ class Nsga2Options(SearchOptions):
 class Nsga2(OptunaSearcher):
     name = "nsga2"
     Options = Nsga2Options
+
+    @classmethod
+    def population_options(cls, population: int) -> dict[str, int]:
+        return {"population_size": population}
     directions = ("minimize", "minimize")
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
