@@ -253,8 +253,14 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
     """Plain training of one fixed model (a SubTransformer) with the supernet's schedule: the
     baseline an inherited-weight ranking is judged against, and `nas retrain`. With `teacher`
     (batch input -> logits) the loss mixes distillation in as the sandwich rule does; with `ckpt`
-    the run is checkpointed atomically every `ckpt_every` steps and resumes from it."""
+    the run is checkpointed atomically every `ckpt_every` steps and resumes from it. `runtime`:
+    device, precision, activation checkpointing and gradient accumulation (the batch split into
+    `grad_accum` micro-batches, one optimizer step, the same update up to rounding); one process
+    only (a distributed runtime is refused: one small model gains nothing from ranks here)."""
     rt = runtime
+    if rt.dist.active:
+        raise UserError("retraining one model runs in one process; run it without torchrun")
+    micro = rt.micro_batch(cfg.batch_size)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(rt.device)
@@ -275,21 +281,25 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         x, y = batches.sample(cfg.batch_size, gen)
-        x, y = to_device(x, rt.device), y.to(rt.device)
         opt.zero_grad(set_to_none=True)
-        with autocast(rt.device, rt.precision):
-            logits = run_batch(model, x, checkpoint=rt.checkpointing)
-            loss = lm_loss(logits, y, cfg.label_smoothing)
-            if teacher is not None:
-                with torch.no_grad():
-                    soft = teacher(x).float().softmax(-1)
-                loss = cfg.distill_weight * distill_loss(logits, soft, y) + (1 - cfg.distill_weight) * loss
-        scaler.scale(loss).backward()
+        total = 0.0
+        for m in range(rt.grad_accum):
+            rows = slice(m * micro, (m + 1) * micro)
+            xm, ym = to_device(_slice(x, rows), rt.device), _slice(y, rows).to(rt.device)
+            with autocast(rt.device, rt.precision):
+                logits = run_batch(model, xm, checkpoint=rt.checkpointing)
+                loss = lm_loss(logits, ym, cfg.label_smoothing)
+                if teacher is not None:
+                    with torch.no_grad():
+                        soft = teacher(xm).float().softmax(-1)
+                    loss = cfg.distill_weight * distill_loss(logits, soft, ym) + (1 - cfg.distill_weight) * loss
+            scaler.scale(loss / rt.grad_accum).backward()
+            total += loss.item() / rt.grad_accum
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(opt)
         scaler.update()
-        losses.append(loss.item())
+        losses.append(total)
         if ckpt is not None and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
             write_checkpoint(ckpt, model.state_dict(), {"step": step + 1, "train": cfg.to_dict()},
                              TrainingState(optimizer=opt.state_dict(), data_gen=gen.get_state(),

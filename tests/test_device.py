@@ -216,3 +216,22 @@ def test_emulated_half_precision_on_a_cpu_is_named() -> None:
     assert slow_precision_note(cpu, "fp16", avx2 | {"avx512_bf16"})  # bf16 support is not fp16 support
     assert slow_precision_note(cpu, "fp32", avx2) is None
     assert slow_precision_note(torch.device("meta"), "bf16", avx2) is None  # not a CPU
+
+
+def test_retraining_accumulates_gradients_and_refuses_ranks(tiny_spaces) -> None:
+    """train_fixed honours --grad-accum (micro-batches, one step: the same weights up to rounding)
+    and refuses a distributed runtime instead of ignoring it."""
+    from supernet.config import TrainConfig
+    from supernet.device import Dist
+    arch = tiny_spaces["decoder"].largest()
+    cfg = TrainConfig(steps=6, batch_size=8, seq_len=24, lr=1e-2, warmup=2)
+    whole, split = (SubTransformer(arch).reset_parameters(0) for _ in range(2))
+    a = train_fixed(whole, Counting(), cfg)
+    b = train_fixed(split, Counting(), cfg, runtime=Runtime(grad_accum=4))
+    assert a == pytest.approx(b, rel=1e-4)
+    for (n, p), (_, q) in zip(whole.state_dict().items(), split.state_dict().items()):
+        assert torch.allclose(p, q, atol=1e-4), n  # (a key bias has no gradient but rounding: Adam scales it)
+    with pytest.raises(UserError, match="must divide into 1 ranks x --grad-accum 3"):
+        train_fixed(SubTransformer(arch), Counting(), cfg, runtime=Runtime(grad_accum=3))
+    with pytest.raises(UserError, match="one process"):
+        train_fixed(SubTransformer(arch), Counting(), cfg, runtime=Runtime(dist=Dist(rank=0, world=2)))
