@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import yaml
 
 from space._io import check_keys
+from space.attention import ATTENTION_TYPES
 from space.errors import UserError
 from space.options import check_int
 
@@ -34,27 +35,8 @@ class ArchError(UserError):
     """A bad architecture or space: the message names the field and what is allowed."""
 
 
-@dataclass(frozen=True)
-class AttentionSpec:
-    """What the space needs to know about an attention type (the math lives in supernet/)."""
-
-    name: str
-    causal: bool  # can run in a causal (decoder) stack
-    param: str | None  # the Layer field that parameterises it, if any
-    summary: str
-
-
-# The order here is the order of one-hot features in every encoding: append, never reorder.
-ATTENTION_TYPES: dict[str, AttentionSpec] = {
-    s.name: s
-    for s in (
-        AttentionSpec("softmax", True, None, "full softmax attention, O(n^2 d)"),
-        AttentionSpec("window", True, "window", "sliding-window softmax, O(n w d); bounded cache"),
-        AttentionSpec("linear", True, None, "kernelized linear attention, O(n d^2); recurrent state"),
-        AttentionSpec("linformer", False, "proj_len", "Linformer low-rank K/V along the sequence, O(n k d)"),
-        AttentionSpec("fastformer", False, None, "Fastformer additive attention, O(n d)"),
-    )
-}
+# Attention types: one registered unit each (space/attention/), in the order of the one-hot
+# features every encoding uses
 ATTENTION_PARAMS = tuple(s.param for s in ATTENTION_TYPES.values() if s.param)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from space._io import check_keys
 from space.arch import Arch, ArchError, Layer
+from space.attention import ATTENTION_TYPES
 from space.options import check_int
 
 
@@ -96,13 +97,10 @@ class Cost:
 # ---- per-layer counts ---------------------------------------------------------------------------
 
 def attention_params(layer: Layer, embed: int, head_dim: int, max_len: int) -> int:
+    """The shared Q/K/V/output projections, and the attention type's own parameters."""
     qw, kvw = layer.heads * head_dim, layer.kv_heads * head_dim
     n = (embed * qw + qw) + 2 * (embed * kvw + kvw) + (qw * embed + embed)
-    if layer.attn == "linformer":
-        n += 2 * layer.proj_len * max_len  # E and F project keys and values along the sequence
-    elif layer.attn == "fastformer":
-        n += 2 * qw + layer.heads * head_dim * head_dim  # pooling vectors, and the output transform per head
-    return n
+    return n + ATTENTION_TYPES[layer.attn].own_params(layer, head_dim, max_len)
 
 
 def cross_params(layer: Layer, embed: int, enc_embed: int, head_dim: int) -> int:
@@ -118,60 +116,17 @@ def layer_params(layer: Layer, embed: int, head_dim: int, max_len: int, enc_embe
     return n
 
 
-WINDOW_MIN_BLOCK = 16  # the sliding-window kernel's query block: max(16, window)
-
-
-def window_block(window: int) -> int:
-    return max(WINDOW_MIN_BLOCK, window)
-
-
-def window_blocked(t: int, window: int) -> bool:
-    """Whether the sliding-window kernel runs t queries in blocks (O(n w)) rather than dense and
-    masked (O(n^2), cheaper for a sequence of at most two blocks). The kernel asks this too."""
-    return t > 2 * window_block(window)
-
-
-def _keys_seen(attn: str, window: int | None, start: int, q: int, total: int, causal: bool) -> int:
-    """Number of (query, key) pairs the attention kernel scores for q new queries at positions
-    start..start+q-1 of a sequence of `total` positions: what it computes, masked pairs included."""
-    if attn == "window":
-        if q == 1 and causal:  # a decode step over the bounded cache
-            return min(total, window)
-        if start == 0 and window_blocked(q, window):  # blocks of c queries against c + reach keys
-            c = window_block(window)
-            reach = window - 1 if causal else 2 * (window // 2)
-            return -(-q // c) * c * (c + reach)
-        return q * total  # dense and masked
-    if causal:
-        return q * start + q * (q + 1) // 2
-    return q * total
-
-
 def _self_attention(layer: Layer, embed: int, head_dim: int, start: int, q: int, causal: bool,
                     db: int) -> tuple[int, int]:
     """FLOPs and activation/cache bytes of self-attention for q new tokens after `start` cached."""
-    h, kv, hd = layer.heads, layer.kv_heads, head_dim
-    qw, kvw = h * hd, kv * hd
-    total = start + q
+    qw, kvw = layer.heads * head_dim, layer.kv_heads * head_dim
     flops = 2 * q * embed * qw + 2 * 2 * q * embed * kvw + 2 * q * qw * embed  # Q, K, V, O projections
     act = q * (embed + qw + 2 * kvw + qw + embed)
-    if layer.attn in ("softmax", "window"):
-        pairs = _keys_seen(layer.attn, layer.window, start, q, total, causal)
-        flops += 4 * pairs * h * hd + 5 * pairs * h  # QK^T, AV, softmax
-        cached = min(total, layer.window) if layer.attn == "window" and causal else total
-        act += 2 * pairs * h + 2 * cached * kvw  # scores written and read; keys and values read
-    elif layer.attn == "linear":
-        flops += 2 * q * kv * hd * hd + 2 * q * h * hd * hd + 6 * q * h * hd  # state, readout, normaliser
-        act += 2 * kv * hd * (hd + 1)  # the (running) state, read and written
-    elif layer.attn == "linformer":
-        k = layer.proj_len
-        flops += 2 * 2 * k * total * kvw + 4 * q * k * h * hd + 5 * q * k * h
-        act += 2 * k * kvw + 2 * q * k * h
-    elif layer.attn == "fastformer":
-        flops += 10 * q * h * hd + 2 * q * h * hd * hd  # pooling and mixing, then the output transform
-        act += 3 * q * qw + h * hd * hd
-    else:
+    unit = ATTENTION_TYPES.get(layer.attn)
+    if unit is None:
         raise ArchError(f"no cost model for attention type {layer.attn!r}")
+    f, a = unit.mixing(layer, head_dim, start, q, causal)
+    flops, act = flops + f, act + a
     return flops, act * db
 
 
@@ -198,27 +153,11 @@ def _cross(layer: Layer, embed: int, head_dim: int, q: int, memory: int, project
 # others). tests/test_cost.py checks them against a count of the real dispatches.
 _BLOCK_OPS = 19  # LayerNorms, Q/K/V/output projections, head reshapes, FFN, GELU, residual adds
 _CROSS_OPS, _CROSS_MEMORY_OPS = 9, 6  # cross-attention per step; projecting the memory's K/V once
-_LINEAR_CHUNK_OPS, LINEAR_CHUNK = 22, 64
+# (each attention type counts its own: space/attention/<type>.py `ops`)
 
 
 def _attention_ops(layer: Layer, q: int, mode: str, causal: bool) -> int:
-    gqa = 2 if layer.kv_heads != layer.heads else 0  # K/V expanded to the query heads
-    chunks = -(-q // LINEAR_CHUNK)
-    if layer.attn == "softmax":
-        return {"forward": 1, "prefill": 6, "first": 1, "decode": 3}[mode]
-    if layer.attn == "window":
-        if mode in ("first", "decode"):  # the cache kept to its last window - 1 keys: two slices
-            return 3 if mode == "first" else 5
-        if window_blocked(q, layer.window):
-            return (39 if causal else 38) + gqa + (2 if mode == "prefill" else 0)
-        return (9 if causal else 8) + (2 if mode == "prefill" else 0)
-    if layer.attn == "linear":
-        if not causal:
-            return 17
-        return (9 if mode == "decode" else 11) + _LINEAR_CHUNK_OPS * chunks
-    if layer.attn == "linformer":
-        return 5
-    return 14 + gqa  # fastformer
+    return ATTENTION_TYPES[layer.attn].ops(layer, q, mode, causal)
 
 
 def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: int, db: int,

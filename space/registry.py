@@ -31,6 +31,10 @@ class Registry(Generic[T]):
         self._classes[name] = cls
         return cls
 
+    def unregister(self, name: str) -> None:
+        """Removes `name` (a test's or a plugin's toy); the others keep their order."""
+        self._classes.pop(name, None)
+
     def get(self, name: str) -> type[T]:
         if name not in self._classes:
             raise UserError(f"unknown {self.what} {name!r}; choose one of: {', '.join(self._classes)}")

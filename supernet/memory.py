@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from space import Arch, SearchSpace
+from space.attention import ATTENTION_TYPES
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,7 @@ def activation_bytes(arch: Arch, seq: int, batch: int, precision: str, checkpoin
         for layer in stack.layers:
             q, kv = layer.heads * arch.head_dim, layer.kv_heads * arch.head_dim
             values = s * batch * (6 * h + 2 * q + 2 * kv + 2 * layer.ffn)
-            if layer.attn == "softmax":
-                values += 2 * layer.heads * s * s * batch
-            elif layer.attn == "window":
-                values += 2 * layer.heads * s * min(s, layer.window) * batch
+            values += ATTENTION_TYPES[layer.attn].train_values(layer, s, batch)  # scores kept for backward
             if layer.cross_layers:
                 values += s * batch * 4 * layer.cross_heads * arch.head_dim
             block = values * per

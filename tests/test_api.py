@@ -194,8 +194,9 @@ def test_lower_packages_do_not_import_higher_ones() -> None:
 
 def _module_graph() -> dict[str, set[str]]:
     """Project module -> the project modules it imports (at any depth of the file: lazy imports
-    count). `from pkg import name` counts as importing pkg.name where that is a module, else pkg; a
-    module importing its own ancestor package (its re-exports) is not an edge."""
+    count, those under `if TYPE_CHECKING:` do not: they never run). `from pkg import name` counts as
+    importing pkg.name where that is a module, else pkg; a module importing its own ancestor package
+    (its re-exports) is not an edge."""
     def name_of(p: Path) -> str:
         parts = list(p.relative_to(ROOT).with_suffix("").parts)
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -205,10 +206,17 @@ def _module_graph() -> dict[str, set[str]]:
         while m and m not in mods:
             m = m.rpartition(".")[0]
         return m or None
+    def type_only(tree: ast.AST) -> set[int]:  # imports under `if TYPE_CHECKING:` never run
+        return {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                for stmt in node.body for n in ast.walk(stmt)}
     graph = {}
     for m, p in mods.items():
         out = set()
-        for node in ast.walk(ast.parse(p.read_text())):
+        tree = ast.parse(p.read_text())
+        skip = type_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]

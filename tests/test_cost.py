@@ -127,9 +127,10 @@ def test_analytic_op_count_matches_the_real_dispatch(space_name: str, workload: 
 
 
 def test_cost_model_counts_the_pairs_each_kernel_computes() -> None:
-    from space.cost import _keys_seen
-    soft = _keys_seen("softmax", None, 0, 1024, 1024, True)
-    win = _keys_seen("window", 32, 0, 1024, 1024, True)
+    from space.attention.softmax import pairs_seen
+    from space.attention.window import window_pairs
+    soft = pairs_seen(0, 1024, 1024, True)
+    win = window_pairs(32, 0, 1024, 1024, True)
     assert soft == 1024 * 1025 // 2 and win == 32 * 32 * 63  # blocks of 32 queries against 63 keys: O(n w)
-    assert _keys_seen("window", 32, 0, 64, 64, True) == 64 * 64  # two blocks or fewer: dense and masked
-    assert _keys_seen("window", 32, 100, 1, 101, True) == 32  # a decode step reads the bounded cache
+    assert window_pairs(32, 0, 64, 64, True) == 64 * 64  # two blocks or fewer: dense and masked
+    assert window_pairs(32, 100, 1, 101, True) == 32  # a decode step reads the bounded cache

@@ -30,8 +30,8 @@ class Kernel(ABC):
 
     def extra_shapes(self, heads: int, head_dim: int, max_len: int, param: int | None) -> dict[str, tuple[int, ...]]:
         """Full shapes of this type's own parameters for a layer of at most `heads` heads and the
-        largest parameter value `param` (window, projected length)."""
-        return {}
+        largest parameter value `param` (window, projected length): its space unit's (one place)."""
+        return ATTENTION_TYPES[self.name].extra_shapes(heads, head_dim, max_len, param)
 
     def slice_extra(self, extra: dict[str, torch.Tensor], layer: Layer) -> dict[str, torch.Tensor]:
         """The active part of this type's own parameters for `layer` (views, no copies)."""
@@ -72,7 +72,7 @@ def expand_kv(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 def _declared(name: str) -> None:
     if name not in ATTENTION_TYPES:
-        raise KeyError(f"attention type {name!r} is not declared in space.arch.ATTENTION_TYPES")
+        raise KeyError(f"attention type {name!r} has no space unit: register one in space/attention/ first")
 
 
 ATTENTION: Registry[Kernel] = Registry("attention type", check=_declared)
@@ -85,6 +85,12 @@ def get_kernel(name: str) -> Kernel:
     if name not in _INSTANCES:
         _INSTANCES[name] = ATTENTION.create(name)
     return _INSTANCES[name]
+
+
+def unregister(name: str) -> None:
+    """Removes a kernel (a test's or a plugin's toy), with its cached instance."""
+    ATTENTION.unregister(name)
+    _INSTANCES.pop(name, None)
 
 
 def kernels() -> dict[str, Kernel]:

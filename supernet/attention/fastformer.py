@@ -24,9 +24,6 @@ def _pool(x: torch.Tensor, w: torch.Tensor, keep: torch.Tensor | None) -> torch.
 class Fastformer(Kernel):
     name = "fastformer"
 
-    def extra_shapes(self, heads, head_dim, max_len, param):
-        return {"wq": (heads, head_dim), "wk": (heads, head_dim), "wt": (heads, head_dim, head_dim)}
-
     def slice_extra(self, extra, layer):
         return {n: extra[n][:layer.heads] for n in ("wq", "wk", "wt")}
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from space.attention.linear import CHUNK  # within a chunk a small (C x C) masked product; a state carries the rest
 from supernet.attention.base import Kernel, register
 
 EPS = 1e-6
-CHUNK = 64  # within-chunk work is a small (C x C) masked product; the state carries the rest
 
 
 def phi(x: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,6 @@ from supernet.attention.base import Kernel, register
 class Linformer(Kernel):
     name = "linformer"
 
-    def extra_shapes(self, heads, head_dim, max_len, param):
-        return {"E": (param, max_len), "F": (param, max_len)}
-
     def slice_extra(self, extra, layer):
         return {"E": extra["E"][:layer.proj_len], "F": extra["F"][:layer.proj_len]}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from space.cost import window_block as block_size, window_blocked as uses_blocks
+from space.attention.window import window_block as block_size, window_blocked as uses_blocks
 from supernet.attention.base import expand_kv, register
 from supernet.attention.softmax import Softmax, positions_mask
 

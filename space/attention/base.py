@@ -1,0 +1,79 @@
+"""An attention type, as the space and the cost model see it (torch-free): whether it can run in a
+causal stack, the Layer field that parameterises it, its own parameters' shapes, and what one pass
+of it costs beyond the Q/K/V/output projections every type shares (FLOPs, bytes moved, tensor ops,
+training activations). Its math lives beside it, keyed by the same name, in `supernet/attention/`.
+
+A new type is two files: a subclass here, registered with `@register`, and its kernel there; the
+contract tests (tests/test_attention_units.py) pick both up by themselves.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from space.arch import Layer
+
+# (invocation modes of a pass, as space.cost counts them: "forward" a whole sequence without a cache,
+# "prefill" a prompt into an empty cache, "first" one token into an empty cache, "decode" one token
+# after others)
+MODES = ("forward", "prefill", "first", "decode")
+
+
+class AttentionType:
+    name: ClassVar[str]
+    causal: ClassVar[bool]  # can run in a causal (decoder) stack
+    param: ClassVar[str | None] = None  # the Layer field that parameterises it, if any
+    summary: ClassVar[str]
+
+    def extra_shapes(self, heads: int, head_dim: int, max_len: int, param: int | None) -> dict[str, tuple[int, ...]]:
+        """Shapes of this type's own parameters for a layer of `heads` heads and parameter value
+        `param` (window, projected length): the supernet's at its largest, a layer's own at its size."""
+        return {}
+
+    def own_params(self, layer: "Layer", head_dim: int, max_len: int) -> int:
+        """Parameters of this type's own in `layer` (beyond the shared projections)."""
+        value = getattr(layer, self.param) if self.param else None
+        return sum(math.prod(s) for s in self.extra_shapes(layer.heads, head_dim, max_len, value).values())
+
+    def mixing(self, layer: "Layer", head_dim: int, start: int, q: int, causal: bool) -> tuple[int, int]:
+        """(FLOPs, activation/cache values read or written) of the token mixing for q new queries
+        after `start` cached positions: everything between the Q/K/V projections and the output one."""
+        raise NotImplementedError
+
+    def ops(self, layer: "Layer", q: int, mode: str, causal: bool) -> int:
+        """Tensor operations the kernel dispatches per pass (what pays a fixed per-op cost), counted
+        from supernet/attention/<type>.py; tests/test_cost.py checks them against real dispatches."""
+        raise NotImplementedError
+
+    def train_values(self, layer: "Layer", seq: int, batch: int) -> int:
+        """Activation values training keeps for backward beyond the shared ones (scores, ...)."""
+        return 0
+
+    def describe(self) -> str:
+        return self.summary
+
+
+# The order of registration is the order of one-hot features in every encoding: append, never reorder.
+ATTENTION_TYPES: dict[str, AttentionType] = {}
+
+
+def register(cls: type[AttentionType]) -> type[AttentionType]:
+    """Class decorator: declares an attention type to the space (one instance, keyed by its name)."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__} needs a class attribute `name` to be registered as an attention type")
+    if name in ATTENTION_TYPES and type(ATTENTION_TYPES[name]) is not cls:
+        raise KeyError(f"attention type {name!r} is registered twice")
+    ATTENTION_TYPES[name] = cls()
+    return cls
+
+
+def unregister(name: str) -> None:
+    """Removes a type (a test's or a plugin's toy); the built-in five stay in their order."""
+    ATTENTION_TYPES.pop(name, None)
+
+
+def grouped_ops(layer: "Layer") -> int:
+    """The two ops that expand grouped K/V heads to the query heads, where a kernel does."""
+    return 2 if layer.kv_heads != layer.heads else 0

@@ -1,0 +1,23 @@
+"""Kernelized linear attention: a recurrent (head_dim x head_dim) state per K/V head."""
+from __future__ import annotations
+
+from space.attention.base import AttentionType, register
+
+CHUNK = 64  # the causal kernel's chunk: exact within it, a carried state across chunks
+_CHUNK_OPS = 22  # ops per chunk of the causal kernel
+
+
+@register
+class Linear(AttentionType):
+    name, causal, param = "linear", True, None
+    summary = "kernelized linear attention, O(n d^2); recurrent state"
+
+    def mixing(self, layer, head_dim, start, q, causal):
+        h, kv, hd = layer.heads, layer.kv_heads, head_dim
+        flops = 2 * q * kv * hd * hd + 2 * q * h * hd * hd + 6 * q * h * hd  # state, readout, normaliser
+        return flops, 2 * kv * hd * (hd + 1)  # the (running) state, read and written
+
+    def ops(self, layer, q, mode, causal):
+        if not causal:
+            return 17
+        return (9 if mode == "decode" else 11) + _CHUNK_OPS * -(-q // CHUNK)

@@ -1,0 +1,33 @@
+"""Full softmax attention: every query scores every key it may see."""
+from __future__ import annotations
+
+from space.attention.base import AttentionType, register
+
+
+def pairs_seen(start: int, q: int, total: int, causal: bool) -> int:
+    """(query, key) pairs scored for q new queries at positions start..start+q-1 of `total`."""
+    if causal:
+        return q * start + q * (q + 1) // 2
+    return q * total
+
+
+def softmax_cost(pairs: int, heads: int, head_dim: int, kv_width: int, cached: int) -> tuple[int, int]:
+    """QK^T, softmax and AV over `pairs`; the scores written and read, `cached` keys and values read."""
+    return 4 * pairs * heads * head_dim + 5 * pairs * heads, 2 * pairs * heads + 2 * cached * kv_width
+
+
+@register
+class Softmax(AttentionType):
+    name, causal, param = "softmax", True, None
+    summary = "full softmax attention, O(n^2 d)"
+
+    def mixing(self, layer, head_dim, start, q, causal):
+        total = start + q
+        return softmax_cost(pairs_seen(start, q, total, causal), layer.heads, head_dim,
+                            layer.kv_heads * head_dim, total)
+
+    def ops(self, layer, q, mode, causal):
+        return {"forward": 1, "prefill": 6, "first": 1, "decode": 3}[mode]
+
+    def train_values(self, layer, seq, batch):
+        return 2 * layer.heads * seq * seq * batch

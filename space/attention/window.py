@@ -1,0 +1,50 @@
+"""Sliding-window softmax: each query sees its last `window` keys (a bounded decode cache)."""
+from __future__ import annotations
+
+from space.attention.base import AttentionType, grouped_ops, register
+from space.attention.softmax import softmax_cost
+
+WINDOW_MIN_BLOCK = 16  # the sliding-window kernel's query block: max(16, window)
+
+
+def window_block(window: int) -> int:
+    return max(WINDOW_MIN_BLOCK, window)
+
+
+def window_blocked(t: int, window: int) -> bool:
+    """Whether the kernel runs t queries in blocks (O(n w)) rather than dense and masked (O(n^2),
+    cheaper for a sequence of at most two blocks). The kernel asks this too."""
+    return t > 2 * window_block(window)
+
+
+def window_pairs(window: int, start: int, q: int, total: int, causal: bool) -> int:
+    """(query, key) pairs the kernel scores, masked ones included."""
+    if q == 1 and causal:  # a decode step over the bounded cache
+        return min(total, window)
+    if start == 0 and window_blocked(q, window):  # blocks of c queries against c + reach keys
+        c = window_block(window)
+        reach = window - 1 if causal else 2 * (window // 2)
+        return -(-q // c) * c * (c + reach)
+    return q * total  # dense and masked
+
+
+@register
+class Window(AttentionType):
+    name, causal, param = "window", True, "window"
+    summary = "sliding-window softmax, O(n w d); bounded cache"
+
+    def mixing(self, layer, head_dim, start, q, causal):
+        total = start + q
+        cached = min(total, layer.window) if causal else total
+        return softmax_cost(window_pairs(layer.window, start, q, total, causal), layer.heads, head_dim,
+                            layer.kv_heads * head_dim, cached)
+
+    def ops(self, layer, q, mode, causal):
+        if mode in ("first", "decode"):  # the cache kept to its last window - 1 keys: two slices
+            return 3 if mode == "first" else 5
+        if window_blocked(q, layer.window):
+            return (39 if causal else 38) + grouped_ops(layer) + (2 if mode == "prefill" else 0)
+        return (9 if causal else 8) + (2 if mode == "prefill" else 0)
+
+    def train_values(self, layer, seq, batch):
+        return 2 * layer.heads * seq * min(seq, layer.window) * batch
