@@ -27,7 +27,7 @@ def test_space_show(tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     size = load_space("lm-shakespeare").size()
     assert f"{size:,}" in r.stdout
-    for word in ("smallest", "largest", "params", "FLOPs", "window", "linear"):
+    for word in ("smallest", "largest", "params", "FLOPs", "window", "linear", "precision: {fp32, int8, bf16, fp16}"):
         assert word in r.stdout
 
 

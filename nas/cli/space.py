@@ -42,6 +42,7 @@ def show_cmd(space_name: str, workload: str | None) -> None:
     con = stdout_console()
     con.print(f"[bold]{s.name}[/bold]  ({s.kind})  {s.description}")
     con.print(f"head size {s.head_dim}, vocabulary {s.vocab_size}, max length {s.max_len}")
+    con.print(f"precision: {{{_choices(s.precision)}}}  (each where the hardware runs it; {s.precision[0]} the reference)")
     for name, ss in s.stacks:
         t = Table(title=f"{name} stack", box=None, show_header=False, title_justify="left")
         t.add_row("embed", _choices(ss.embed))
