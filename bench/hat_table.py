@@ -40,7 +40,7 @@ from latency.model import latency_model  # noqa: E402
 from latency.protocol import TimingProtocol  # noqa: E402
 from nas.api import load_supernet  # noqa: E402
 from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
-from space._io import atomic_write_text  # noqa: E402
+from space.files import atomic_write_text  # noqa: E402
 from supernet.config import resolve_config  # noqa: E402
 from supernet.evaluate import Evaluator  # noqa: E402
 from supernet.subnet import SubTransformer, extract  # noqa: E402

@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from space import Arch, Layer, Stack, analytic_cost, load_space  # noqa: E402
-from space._io import atomic_write_text  # noqa: E402
+from space.files import atomic_write_text  # noqa: E402
 
 PATTERNS = ("softmax", "window", "linear", "mixed")
 # The drawn set (--set uniform): archs drawn gene by gene from the whole space, every precision;

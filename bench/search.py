@@ -33,7 +33,7 @@ from latency.model import latency_model  # noqa: E402
 from nas.search import parse_duration, run_search  # noqa: E402
 from nas.api import supernet_evaluator  # noqa: E402
 from space import load_space  # noqa: E402
-from space._io import atomic_write_text  # noqa: E402
+from space.files import atomic_write_text  # noqa: E402
 
 STRATEGIES = ["random", "evolution", "hat", "tpe", "nsga2"]
 

@@ -31,7 +31,7 @@ from nas.search import Fidelity, parse_duration, run_search
 from nas.search.scores import ScoreBook, file_digest
 from nas.search.seeding import largest_uniform
 from space import Arch, load_space
-from space._io import atomic_write_text
+from space.files import atomic_write_text
 from supernet.checkpoint import checkpoint_path
 
 UNIFORM_FINAL = 16

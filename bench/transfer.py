@@ -33,7 +33,7 @@ from latency.metrics import latency_metrics  # noqa: E402
 from latency.model import latency_model  # noqa: E402
 from latency.runner import cpu_identity, cpu_model  # noqa: E402
 from space import load_space  # noqa: E402
-from space._io import atomic_write_text  # noqa: E402
+from space.files import atomic_write_text  # noqa: E402
 
 
 def main() -> None:

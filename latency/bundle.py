@@ -22,7 +22,7 @@ from latency.features import FEATURE_VERSION, feature_names as schema_of, featur
 from latency.hardware import Hardware, hardware_from_dict
 from latency.predictors import LatencyPredictor
 from space import Arch, SearchSpace, Workload, space_from_dict
-from space._io import atomic_write_bytes
+from space.files import atomic_write_bytes
 from space.errors import UserError
 
 BUNDLE_VERSION = 1

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from space._io import check_keys, named_config, read_yaml
+from space.files import check_keys, named_config, read_yaml
 from space.errors import UserError
 from space.options import check_int
 

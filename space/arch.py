@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from space._io import check_keys
+from space.files import check_keys
 from space.attention import ATTENTION_TYPES
 from space.errors import UserError
 from space.options import check_int
@@ -243,7 +243,7 @@ def load_archs(path: str | Path) -> list[Arch]:
     path = Path(path)
     if not path.is_file():
         raise ArchError(f"{path}: no such arch file; write one with `nas space sample NAME -n 1 > {path.name}`")
-    from space._io import read_yaml
+    from space.files import read_yaml
     data = read_yaml(path, ArchError)
     items = data if isinstance(data, list) else [data]
     if not items or items == [None]:
@@ -265,5 +265,5 @@ def load_archs(path: str | Path) -> list[Arch]:
 
 
 def save_archs(archs: Iterable[Arch], path: str | Path) -> None:
-    from space._io import atomic_write_text
+    from space.files import atomic_write_text
     atomic_write_text(path, dump_yaml([a.to_dict() for a in archs]))

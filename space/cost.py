@@ -13,7 +13,7 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from space._io import check_keys
+from space.files import check_keys
 from space.arch import Arch, ArchError, Layer
 from space.attention import ATTENTION_TYPES
 from space.options import check_int

@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from space._io import atomic_write_json, check_keys, read_json
+from space.files import atomic_write_json, check_keys, read_json
 from space.errors import UserError
 
 R = TypeVar("R", bound="Record")

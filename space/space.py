@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from space._io import check_keys, named_config, read_yaml
+from space.files import check_keys, named_config, read_yaml
 from space.arch import ATTENTION_TYPES, KINDS, PRECISIONS, Arch, ArchError, Layer, Stack
 from space.cost import Workload
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from space._io import atomic_path
+from space.files import atomic_path
 from space.errors import UserError
 from space.record import Record, RecordError
 from supernet.config import TrainConfig

@@ -55,7 +55,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "train") -> "TrainConfig":
-        from space._io import check_keys
+        from space.files import check_keys
         return cls(**check_keys(d, where, [f.name for f in fields(cls)]))
 
 

@@ -96,7 +96,7 @@ def export_graph(model, path: str | Path, length: int = 64, batch: int = 1) -> P
         program = torch.onnx.export(_Graph(fp32), inputs, input_names=names, output_names=["logits"],
                                     opset_version=OPSET, dynamo=True)
         program.save(buf) if hasattr(program, "save") else buf.write(program)
-    from space._io import atomic_write_bytes
+    from space.files import atomic_write_bytes
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 

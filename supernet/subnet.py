@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from space import Arch
-from space._io import atomic_path, atomic_write_text
+from space.files import atomic_path, atomic_write_text
 from space.errors import UserError
 from supernet import functional
 from supernet.attention import get_kernel

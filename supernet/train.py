@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from space import Arch, SearchSpace
-from space._io import atomic_write_text
+from space.files import atomic_write_text
 from space.errors import UserError
 from supernet.checkpoint import (FILE, SupernetRecord, TrainingState, has_supernet, load_supernet, read_checkpoint,
                                  read_record, save_supernet, write_checkpoint)

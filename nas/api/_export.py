@@ -10,7 +10,7 @@ from nas.api.progress import Progress, as_progress
 from nas.api._common import as_archs
 from nas.search.budget import Budget
 from space import Arch
-from space._io import atomic_write_json
+from space.files import atomic_write_json
 from space.errors import UserError
 from latency.protocol import BACKENDS
 from supernet.card import ModelCard

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from nas.search.budget import Budget
 from space import Arch
-from space._io import atomic_write_json, atomic_write_text, read_json
+from space.files import atomic_write_json, atomic_write_text, read_json
 from space.arch import dump_yaml
 from space.errors import UserError
 from space.record import Record

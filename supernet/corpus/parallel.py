@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from space._io import atomic_write_text
+from space.files import atomic_write_text
 
 from .align import align_lines
 from .editions import folio_lines, modern_lines

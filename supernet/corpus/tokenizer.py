@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
-from space._io import check_keys
+from space.files import check_keys
 from space.errors import UserError
 
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -228,7 +228,7 @@ def save_beside(saved: dict[str, Any], folder: str | Path) -> dict[str, Any]:
     returns what the model card keeps of it (bytes: everything; others: all but the JSON)."""
     if saved.get("type") == "byte":
         return dict(saved)
-    from space._io import atomic_write_text
+    from space.files import atomic_write_text
     atomic_write_text(Path(folder) / TOKENIZER_FILE, json.dumps(json.loads(saved["json"]), indent=1))
     return {k: v for k, v in saved.items() if k != "json"} | {"file": TOKENIZER_FILE}
 
