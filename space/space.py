@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
 from space.files import check_keys, named_config, read_yaml
 from space.arch import ATTENTION_TYPES, KINDS, PRECISIONS, Arch, ArchError, Layer, Stack
@@ -277,31 +276,6 @@ class SearchSpace:
         enc_per_depth = {d: len(enc.embed) * enc.layer_count(None) ** d for d in enc.depth}
         return len(self.precision) * sum(n * stack_count(dec, d) for d, n in enc_per_depth.items())
 
-    # ---- the predictor encoding -------------------------------------------------------------------
-    def feature_names(self) -> list[str]:
-        names = []
-        for name, ss in self.stacks:
-            names += [f"{name}.embed", f"{name}.depth"]
-            for i in range(max(ss.depth)):
-                names += [f"{name}.{i}.{f}" for f in _LAYER_FEATURES]
-            names += [f"{name}.n_{t}" for t in ATTENTION_TYPES]
-        if len(self.precision) > 1:
-            names += [f"precision.{p}" for p in self.precision]
-        return names
-
-    def encode(self, arch: Arch) -> np.ndarray:
-        """One fixed-length vector: per-layer features (zero past the depth) + counts per type."""
-        out: list[float] = []
-        for name, ss in self.stacks:
-            stack = getattr(arch, name)
-            out += [stack.embed, stack.depth]
-            for i in range(max(ss.depth)):
-                out += _layer_features(stack.layers[i], arch.head_dim) if i < stack.depth else [0.0] * len(_LAYER_FEATURES)
-            out += [sum(layer.attn == t for layer in stack.layers) for t in ATTENTION_TYPES]
-        if len(self.precision) > 1:
-            out += [float(arch.precision == p) for p in self.precision]
-        return np.asarray(out, dtype=np.float64)
-
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "description": self.description, "kind": self.kind,
                              "head_dim": self.head_dim, "vocab_size": self.vocab_size, "max_len": self.max_len,
@@ -316,16 +290,6 @@ class SearchSpace:
 
 
 _GENES = ("attn", "heads", "kv_heads", "ffn", "cross_layers", "cross_heads")
-_LAYER_FEATURES = ["present", *[f"is_{t}" for t in ATTENTION_TYPES], "heads", "kv_heads", "attn_width",
-                   "kv_width", "ffn", "window", "proj_len", "cross_layers", "cross_heads"]
-
-
-def _layer_features(layer: Layer, head_dim: int) -> list[float]:
-    return [1.0, *[float(layer.attn == t) for t in ATTENTION_TYPES], layer.heads, layer.kv_heads,
-            layer.heads * head_dim, layer.kv_heads * head_dim, layer.ffn, layer.window or 0,
-            layer.proj_len or 0, layer.cross_layers or 0, layer.cross_heads or 0]
-
-
 def _not_in(where: str, value: Any, allowed: Any) -> str:
     return f"{where}={value} is not in the space; allowed: {', '.join(str(a) for a in allowed)}"
 

@@ -227,10 +227,11 @@ def test_space_yaml_errors() -> None:
 def test_encoding_fixed_length(name: str) -> None:
     s = SPACES[name]
     archs = [s.sample(i) for i in range(50)] + [s.smallest(), s.largest()]
-    vecs = [s.encode(a) for a in archs]
-    assert {len(v) for v in vecs} == {len(s.feature_names())}
+    from latency.features import arch_feature_names, encode
+    vecs = [encode(s, a) for a in archs]
+    assert {len(v) for v in vecs} == {len(arch_feature_names(s))}
     assert len({v.tobytes() for v in vecs}) == len({a.id for a in archs})
-    names = s.feature_names()
+    names = arch_feature_names(s)
     for a, v in zip(archs, vecs):
         for stack_name, stack in a.stacks:
             counts = [v[names.index(f"{stack_name}.n_{t}")] for t in ATTENTION_TYPES]
