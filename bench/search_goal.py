@@ -37,9 +37,12 @@ from supernet.checkpoint import checkpoint_path
 UNIFORM_FINAL = 16
 
 
-def uniform_baseline(space, bound, budget_s, score) -> dict:
-    """The best uniform arch grown to the budget: per group, the largest feasible one."""
+def uniform_baseline(space, bound, budget_s, score) -> dict | None:
+    """The best uniform arch grown to the budget: per group, the largest feasible one (None: no
+    uniform arch fits the budget)."""
     grown = largest_uniform(space, lambda archs: [b <= budget_s for b in bound(list(archs))], skip=False)
+    if not grown:
+        return None
     mid = score(grown, DEFAULT_HURDLE_BATCHES)
     top = [a for _, a in sorted(zip(mid, grown), key=lambda p: (p[0], p[1].id))[:UNIFORM_FINAL]]
     final = score(top, DEFAULT_FINAL_BATCHES)
@@ -101,9 +104,19 @@ def run_goal(args, out: Path) -> None:
                 key = f"{hw_name}/{budget}"
                 cell = results.setdefault(key, {"runs": {}})
                 budget_s = parse_duration(budget)
+                if "infeasible" in cell:
+                    continue
                 if "uniform" not in cell:
                     t0 = time.time()
-                    cell["uniform"] = uniform_baseline(space, bound, budget_s, score)
+                    base = uniform_baseline(space, bound, budget_s, score)
+                    if base is None:  # the search refuses such a budget too (check_reachable)
+                        smallest = min(bound([space.smallest(), *[space.sample(i) for i in range(300)]]))
+                        cell["infeasible"] = (f"no arch fits: the smallest latency bound (90% confidence) among "
+                                              f"the smallest arch and 300 drawn ones is {smallest * 1e3:.2f} ms")
+                        save()
+                        print(f"{key}: {cell['infeasible']}", flush=True)
+                        continue
+                    cell["uniform"] = base
                     cell["uniform"]["test"] = test.loss(Arch.from_json(cell["uniform"]["arch"]), fid.final_batches)
                     cell["uniform"]["seconds"] = time.time() - t0
                     save()
@@ -150,6 +163,9 @@ def summarise(results: dict) -> None:
           "never worse than uniform | test (mean) | uniform test | budget used |")
     print("|---|---|---|---|---|---|---|---|---|")
     for key, cell in results.items():
+        if isinstance(cell, dict) and "infeasible" in cell:
+            print(f"| {key} | {cell['infeasible']} | | | | | | | |")
+            continue
         if not isinstance(cell, dict) or "uniform" not in cell:
             continue
         u = cell["uniform"]
@@ -173,7 +189,7 @@ def plot_goal(results: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    cells = [(k, c) for k, c in results.items() if isinstance(c, dict) and c.get("runs")]
+    cells = [(k, c) for k, c in results.items() if isinstance(c, dict) and c.get("runs") and "uniform" in c]
     if not cells:
         return
     fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.6), squeeze=False)
