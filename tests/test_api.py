@@ -284,3 +284,20 @@ def test_bad_search_arguments_fail_before_any_training(tmp_path, args, words) ->
     assert words in r.stderr, r.stderr
     assert not (tmp_path / "runs").exists()  # it did not start training (nor write a run folder)
     assert took < 60  # generous on a loaded 2-core machine; typically 1-3 s
+
+
+def test_a_search_request_is_written_once() -> None:
+    """`SearchRequest` holds every field of a search once; plan_search and search take it or its fields."""
+    from nas.api._search import as_request
+    req = api.SearchRequest("a100", "20ms", iterations=8)
+    assert as_request("a100", "20ms", iterations=8) == req
+    assert as_request(req, "30ms", seed=2) == api.SearchRequest("a100", "30ms", iterations=8, seed=2)
+    with pytest.raises(UserError, match="needs a latency budget"):
+        as_request("a100")
+    with pytest.raises(TypeError):
+        api.SearchRequest("a100", "20ms", iteration=8)
+    import inspect
+
+    from nas.cli import search as search_cli
+    cli = inspect.getsource(search_cli.search_cmd.callback)
+    assert "SearchRequest(" in cli and "plan_search(request)" in cli

@@ -26,7 +26,8 @@ _WHERE = {
                      "learned_predictors", "predict", "profile"), "nas.api._latency"),
     **dict.fromkeys(("SILENT", "ConsoleProgress", "Progress", "Silent"), "nas.api.progress"),
     **dict.fromkeys(("DEFAULT_CONFIDENCE", "DEFAULT_ITERATIONS", "DEFAULT_EVAL_BATCHES", "DEFAULT_HURDLE_BATCHES",
-                     "DEFAULT_FINAL_BATCHES", "DEFAULT_FINAL_TOP", "SearchOutcome", "SearchPlan", "plan_search", "run_planned_search", "search"),
+                     "DEFAULT_FINAL_BATCHES", "DEFAULT_FINAL_TOP", "SearchOutcome", "SearchPlan", "SearchRequest",
+                     "plan_search", "run_planned_search", "search"),
                     "nas.api._search"),
     **dict.fromkeys(("sample_archs",), "nas.api._space"),
     **dict.fromkeys(("ArchScore", "EvalResult", "TrainPlan", "TrainResult", "choose_supernet", "default_supernet_dir",
@@ -66,7 +67,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from nas.api._latency import (HardwareInfo, Prediction, PredictorReport, ProfileResult, fit_predictor,  # noqa: F401
                                  hardware, learned_predictors, predict, profile)
     from nas.api.progress import SILENT, ConsoleProgress, Progress, Silent  # noqa: F401
-    from nas.api._search import SearchOutcome, SearchPlan, plan_search, run_planned_search, search  # noqa: F401
+    from nas.api._search import (SearchOutcome, SearchPlan, SearchRequest, plan_search,  # noqa: F401
+                                 run_planned_search, search)
     from nas.api._space import sample_archs  # noqa: F401
     from nas.api._supernet import (ArchScore, EvalResult, TrainPlan, TrainResult, choose_supernet,  # noqa: F401
                                   default_supernet_dir, evaluate, plan_training, run_training, supernet_evaluator,

@@ -9,7 +9,7 @@ supernet if there is none, searches, and writes the run folder.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,75 +91,107 @@ class SearchOutcome:
         return Arch.from_json(self.ranking[0]["arch"]) if self.ranking else None
 
 
-def plan_search(hardware: str | Any, budget: str | float, *, space: str | Path | SearchSpace = "lm-shakespeare",
-                supernet: str | Path | None = None, strategy: str = "evolution",
-                iterations: int = DEFAULT_ITERATIONS, population: int | None = None,
-                options: dict[str, Any] | None = None, seed: int = 0, workload: str | Workload | None = None,
-                eval_batches: int = DEFAULT_EVAL_BATCHES, workers: int = 0, ray_address: str | None = None,
-                out: str | Path | None = None, device: str = "auto", precision: str | None = None,
-                confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True, reuse: bool = True,
-                hurdle_batches: int | None = None, final_batches: int | None = None,
-                final_top: int = DEFAULT_FINAL_TOP) -> SearchPlan:
-    """Checks a search request; raises a UserError (one line) for the first thing wrong.
-    `budget`: a duration string ("20ms") or seconds; `device`/`precision`: where the fitness runs;
-    `reuse`: never score an arch twice with the same supernet and settings (nas.search.scores), and
-    let the best archs earlier searches scored within the budget compete for the answer.
-    Fitness: every candidate on `eval_batches` validation batches, the contenders on
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a search is asked, each field once: `plan_search` checks it, `nas search` maps its
+    options onto it. `budget`: a duration string ("20ms") or seconds; `device`/`precision`: where
+    the fitness runs; `reuse`: never score an arch twice with the same supernet and settings
+    (nas.search.scores), and let the best archs earlier searches scored within the budget compete
+    for the answer. Fitness: every candidate on `eval_batches` validation batches, the contenders on
     `hurdle_batches` (default 8), the final `final_top` on `final_batches` (default 64), the answer
-    the best of those (nas.search.fidelity)."""
+    the best of those (nas.search.fidelity). `population`: in the strategy's own terms
+    (Searcher.population_options); `options`: the strategy's options themselves."""
+
+    hardware: Any  # a profile's name, a path, or a latency.hardware.Hardware
+    budget: Any  # "20ms", seconds, or a nas.search.Budget
+    space: str | Path | SearchSpace = "lm-shakespeare"
+    supernet: str | Path | None = None
+    strategy: str = "evolution"
+    iterations: int = DEFAULT_ITERATIONS
+    population: int | None = None
+    options: dict[str, Any] | None = None
+    seed: int = 0
+    workload: str | Workload | None = None
+    eval_batches: int = DEFAULT_EVAL_BATCHES
+    hurdle_batches: int | None = None
+    final_batches: int | None = None
+    final_top: int = DEFAULT_FINAL_TOP
+    workers: int = 0
+    ray_address: str | None = None
+    out: str | Path | None = None
+    device: str = "auto"
+    precision: str | None = None
+    confidence: float = DEFAULT_CONFIDENCE
+    calibrate: bool = True
+    reuse: bool = True
+
+
+def as_request(hardware: Any, budget: Any = None, **fields: Any) -> SearchRequest:
+    """A SearchRequest from one, from its fields, or from one with some fields replaced."""
+    if isinstance(hardware, SearchRequest):
+        return replace(hardware, **({"budget": budget} if budget is not None else {}), **fields)
+    if budget is None:
+        raise UserError("a search needs a latency budget, e.g. plan_search('a100', '20ms')")
+    return SearchRequest(hardware, budget, **fields)
+
+
+def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
+    """Checks a search request (a SearchRequest, or its fields); raises a UserError (one line) for the
+    first thing wrong, in a few seconds and before anything is trained or scored."""
+    r = as_request(hardware, budget, **fields)
     from nas.ray_adapter import check_address
     from nas.search import check_reachable, resolve_options, strategy_class
     from nas.search.base import population_options
     from nas.search.driver import run_settings
     from nas.search.study import check_resumable
-    budget = Budget.of(budget)
+    budget = Budget.of(r.budget)
     budget_s = budget.seconds
-    for name, value, least in (("iterations", iterations, 1), ("eval_batches", eval_batches, 1), ("workers", workers, 0)):
+    for name, value, least in (("iterations", r.iterations, 1), ("eval_batches", r.eval_batches, 1), ("workers", r.workers, 0)):
         check_int(value, flag(name), least)
-    strategy_class(strategy)
+    strategy_class(r.strategy)
     from nas.search.fidelity import Fidelity
-    fidelity = Fidelity(batches=eval_batches,
-                        hurdle_batches=max(eval_batches, DEFAULT_HURDLE_BATCHES) if hurdle_batches is None else hurdle_batches,
-                        final_batches=(max(eval_batches, hurdle_batches or 0, DEFAULT_FINAL_BATCHES)
-                                       if final_batches is None else final_batches), final_top=final_top)
-    opts = asdict(resolve_options(strategy, {**population_options(strategy, population), **(options or {})}))
-    hw, full = as_hardware(hardware), as_space(space)
-    w = as_workload(workload, full)
+    fidelity = Fidelity(batches=r.eval_batches,
+                        hurdle_batches=max(r.eval_batches, DEFAULT_HURDLE_BATCHES) if r.hurdle_batches is None else r.hurdle_batches,
+                        final_batches=(max(r.eval_batches, r.hurdle_batches or 0, DEFAULT_FINAL_BATCHES)
+                                       if r.final_batches is None else r.final_batches), final_top=r.final_top)
+    opts = asdict(resolve_options(r.strategy, {**population_options(r.strategy, r.population), **(r.options or {})}))
+    hw, full = as_hardware(r.hardware), as_space(r.space)
+    w = as_workload(r.workload, full)
     space = full.restricted(hw.precisions)  # the archs this device runs; the supernet is the full space's
-    check_address(ray_address)
+    check_address(r.ray_address)
     from supernet.device import resolve_device, resolve_precision
-    dev = resolve_device(device) if not ray_address else None  # a cluster's devices are its own to resolve
-    prec = resolve_precision(precision, dev) if dev is not None else (precision or "auto")
+    dev = resolve_device(r.device) if not r.ray_address else None  # a cluster's devices are its own to resolve
+    prec = resolve_precision(r.precision, dev) if dev is not None else (r.precision or "auto")
     from latency.model import z_of
-    z_of(confidence)  # a confidence outside [0.5, 1) fails here
+    z_of(r.confidence)  # a confidence outside [0.5, 1) fails here
     latency, model = latency_function(hw, full, w)
 
     def bound(archs: list[Arch]) -> list[float]:
-        return [float(b) for b in model.bound(archs, confidence)]
-    run_dir = Path(out) if out else default_run_dir(hw.name, budget.text, strategy, seed)
+        return [float(b) for b in model.bound(archs, r.confidence)]
+    run_dir = Path(r.out) if r.out else default_run_dir(hw.name, budget.text, r.strategy, r.seed)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a folder")
-    recorded = check_resumable(run_dir, run_settings(space, strategy, seed, budget_s, opts, fidelity))
-    choice = choose_supernet(full, supernet)
+    recorded = check_resumable(run_dir, run_settings(space, r.strategy, r.seed, budget_s, opts, fidelity))
+    choice = choose_supernet(full, r.supernet)
     if recorded and (run_dir / "run.json").is_file():
         from nas.search.report import read_run
         previous = read_run(run_dir)
         if Path(previous.supernet) != choice.folder.resolve():
             raise UserError(f"{run_dir}: its trials were scored with the supernet in {previous.supernet}, not "
                             f"{choice.folder.resolve()}; resume with --supernet {previous.supernet} or use another --out")
-    if calibrate and not ray_address:
+    if r.calibrate and not r.ray_address:
         # On the measured device itself, today's speed decides what fits: a machine faster than its
         # dataset's scale runs archs that scale says are over the budget. Timing the reference takes
         # about a second; a supernet still to be trained recalibrates after it.
         from latency.model import calibrate as calibrate_now
         calibrate_now(model)
-    check_reachable(space, bound, budget_s, seed, hardware=hw.name,
-                    what="predicted latency" if confidence == 0.5 else
-                    f"predicted latency (its upper bound at {confidence:.0%} confidence)")
-    return SearchPlan(hw, space, w, budget, strategy, opts, iterations, seed, eval_batches, workers,
-                      ray_address, run_dir, choice, latency, model.source, recorded,
-                      str(dev) if dev is not None else device, prec, confidence, bound, model, calibrate, full,
-                      bool(reuse), fidelity)
+    check_reachable(space, bound, budget_s, r.seed, hardware=hw.name,
+                    what="predicted latency" if r.confidence == 0.5 else
+                    f"predicted latency (its upper bound at {r.confidence:.0%} confidence)")
+    return SearchPlan(hw, space, w, budget, r.strategy, opts, r.iterations, r.seed, r.eval_batches, r.workers,
+                      r.ray_address, run_dir, choice, latency, model.source, recorded,
+                      str(dev) if dev is not None else r.device, prec, r.confidence, bound, model, r.calibrate, full,
+                      bool(r.reuse), fidelity)
 
 
 def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
@@ -311,20 +343,9 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def search(hardware: str | Any, budget: str | float, *, space: str | Path | SearchSpace = "lm-shakespeare",
-           supernet: str | Path | None = None, strategy: str = "evolution", iterations: int = DEFAULT_ITERATIONS,
-           population: int | None = None, options: dict[str, Any] | None = None, seed: int = 0,
-           workload: str | Workload | None = None, eval_batches: int = DEFAULT_EVAL_BATCHES, workers: int = 0,
-           ray_address: str | None = None, out: str | Path | None = None, device: str = "auto",
-           precision: str | None = None, confidence: float = DEFAULT_CONFIDENCE, calibrate: bool = True,
-           reuse: bool = True, hurdle_batches: int | None = None, final_batches: int | None = None,
-           final_top: int = DEFAULT_FINAL_TOP, progress: Progress | bool = True) -> SearchOutcome:
-    """The most accurate arch of `space` within `budget` on `hardware`: validation loss with
-    inherited supernet weights, latency from the hardware's predictor. Resumes `out` when it holds
-    this search already. See `plan_search` for what is checked first."""
-    plan = plan_search(hardware, budget, space=space, supernet=supernet, strategy=strategy, iterations=iterations,
-                       population=population, options=options, seed=seed, workload=workload,
-                       eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
-                       device=device, precision=precision, confidence=confidence, calibrate=calibrate,
-                       reuse=reuse, hurdle_batches=hurdle_batches, final_batches=final_batches, final_top=final_top)
-    return run_planned_search(plan, progress)
+def search(hardware: Any, budget: Any = None, *, progress: Progress | bool = True, **fields: Any) -> SearchOutcome:
+    """The most accurate arch of `space` within `budget` on `hardware` (a SearchRequest, or its
+    fields): validation loss with inherited supernet weights, latency from the hardware's
+    predictor. Resumes `out` when it holds this search already. See `plan_search` for what is
+    checked first."""
+    return run_planned_search(plan_search(hardware, budget, **fields), progress)

@@ -60,12 +60,12 @@ def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, 
                eval_batches, hurdle_batches, final_batches, final_top, workers, ray_address, out, confidence, calibrate,
                reuse, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
-    plan = api.plan_search(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
-                           iterations=iterations, population=population, seed=seed, workload=workload,
-                           eval_batches=eval_batches, workers=workers, ray_address=ray_address, out=out,
-                           device=device, precision=precision, confidence=confidence, calibrate=calibrate,
-                           reuse=reuse, hurdle_batches=hurdle_batches, final_batches=final_batches,
-                           final_top=final_top)
+    request = api.SearchRequest(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
+                                iterations=iterations, population=population, seed=seed, workload=workload,
+                                eval_batches=eval_batches, hurdle_batches=hurdle_batches, final_batches=final_batches,
+                                final_top=final_top, workers=workers, ray_address=ray_address, out=out, device=device,
+                                precision=precision, confidence=confidence, calibrate=calibrate, reuse=reuse)
+    plan = api.plan_search(request)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
     for note in outcome.notes:
