@@ -301,3 +301,12 @@ def test_a_search_request_is_written_once() -> None:
     from nas.cli import search as search_cli
     cli = inspect.getsource(search_cli.search_cmd.callback)
     assert "SearchRequest(" in cli and "plan_search(request)" in cli
+
+
+def test_a_train_request_is_written_once() -> None:
+    from nas.api._supernet import as_train_request
+    req = as_train_request("lm-shakespeare", out="x", steps=5, device="cpu")
+    assert req == api.TrainRequest("lm-shakespeare", out="x", device="cpu", settings={"steps": 5})
+    assert as_train_request(req, seed=3).settings == {"steps": 5, "seed": 3}
+    with pytest.raises(UserError, match="unknown"):
+        api.plan_training("lm-shakespeare", out="y", stepz=5)

@@ -30,7 +30,8 @@ _WHERE = {
                      "plan_search", "run_planned_search", "search"),
                     "nas.api._search"),
     **dict.fromkeys(("sample_archs",), "nas.api._space"),
-    **dict.fromkeys(("ArchScore", "EvalResult", "TrainPlan", "TrainResult", "choose_supernet", "default_supernet_dir",
+    **dict.fromkeys(("ArchScore", "EvalResult", "TrainPlan", "TrainRequest", "TrainResult", "choose_supernet",
+                     "default_supernet_dir",
                      "evaluate", "plan_training", "run_training", "shipped_supernet", "supernet_evaluator",
                      "train_supernet"),
                     "nas.api._supernet"),
@@ -70,7 +71,8 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from nas.api._search import (SearchOutcome, SearchPlan, SearchRequest, plan_search,  # noqa: F401
                                  run_planned_search, search)
     from nas.api._space import sample_archs  # noqa: F401
-    from nas.api._supernet import (ArchScore, EvalResult, TrainPlan, TrainResult, choose_supernet,  # noqa: F401
+    from nas.api._supernet import (ArchScore, EvalResult, TrainPlan, TrainRequest, TrainResult,  # noqa: F401
+                                  choose_supernet,
                                   default_supernet_dir, evaluate, plan_training, run_training, supernet_evaluator,
                                   train_supernet)
     from nas.api._text import generate, translate  # noqa: F401

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -73,15 +73,54 @@ class TrainResult:
         return self.record.log[-1]["val_smallest"] if self.record.log else math.nan
 
 
-def plan_training(space: str | Path | SearchSpace = "lm-shakespeare", *, out: str | Path | None = None,
-                  data: str | Path | None = None, src: str | Path | None = None, tgt: str | Path | None = None,
-                  preset: str | None = None, config: TrainConfig | None = None, tokenizer: str | None = None,
-                  device: str = "auto", precision: str | None = None, grad_accum: int = 1,
-                  checkpointing: bool = False, check_memory: bool = True, **settings: Any) -> TrainPlan:
-    """Checks a training request before any long work: the space and its task, the data files, the
-    settings (`settings` are TrainConfig fields; `config` replaces preset and settings whole), the
-    tokenizer against the space's vocabulary, the device and precision, that the training fits the
-    device's memory, and that an existing run in `out` has the same settings (it then resumes)."""
+_REQUEST_FIELDS = ("space", "out", "data", "src", "tgt", "preset", "config", "tokenizer", "device", "precision",
+                   "grad_accum", "checkpointing", "check_memory")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """What a supernet training is asked, each field once: `plan_training` checks it, `nas
+    train-supernet` maps its options onto it. `settings`: TrainConfig fields over the preset (steps,
+    batch_size, seq_len, lr, sampling, label_smoothing, seed, n_random, ...; None: the preset's);
+    `config` replaces preset and settings whole. `tokenizer`: bytes, bpe:N or a tokenizer.json
+    (default: the space's). `device`: auto (CUDA when present), cpu, cuda, cuda:N or mps;
+    `precision`: fp32, bf16 or fp16 (default bf16 on a CUDA device that has it, else fp32)."""
+
+    space: str | Path | SearchSpace = "lm-shakespeare"
+    out: str | Path | None = None
+    data: str | Path | None = None
+    src: str | Path | None = None
+    tgt: str | Path | None = None
+    preset: str | None = None
+    config: TrainConfig | None = None
+    tokenizer: str | None = None
+    device: str = "auto"
+    precision: str | None = None
+    grad_accum: int = 1
+    checkpointing: bool = False
+    check_memory: bool = True
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def as_train_request(space: Any = "lm-shakespeare", **fields: Any) -> TrainRequest:
+    """A TrainRequest from one or from its fields; any other keyword is a TrainConfig setting."""
+    own = {k: v for k, v in fields.items() if k in _REQUEST_FIELDS}
+    given = fields.pop("settings", None) or {}
+    settings = {**given, **{k: v for k, v in fields.items() if k not in _REQUEST_FIELDS}}
+    if isinstance(space, TrainRequest):
+        return replace(space, **own, settings={**space.settings, **settings})
+    return TrainRequest(space, **own, settings=settings)
+
+
+def plan_training(space: Any = "lm-shakespeare", **fields: Any) -> TrainPlan:
+    """Checks a training request (a TrainRequest, or its fields and TrainConfig settings) before any
+    long work: the space and its task, the data files, the settings, the tokenizer against the
+    space's vocabulary, the device and precision, that the training fits the device's memory, and
+    that an existing run in `out` has the same settings (it then resumes)."""
+    r = as_train_request(space, **fields)
+    space, out, data, src, tgt, preset, config = r.space, r.out, r.data, r.src, r.tgt, r.preset, r.config
+    tokenizer, device, precision, grad_accum = r.tokenizer, r.device, r.precision, r.grad_accum
+    checkpointing, check_memory, settings = r.checkpointing, r.check_memory, dict(r.settings)
     from supernet.corpus.tokenizer import parse_spec
     from supernet.device import resolve_device, resolve_precision
     from supernet.tasks import check_data, resolve_data, task_for
@@ -192,25 +231,13 @@ def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int
                        plan.precision, dist.world)
 
 
-def train_supernet(space: str | Path | SearchSpace = "lm-shakespeare", *, out: str | Path | None = None,
-                   data: str | Path | None = None, src: str | Path | None = None, tgt: str | Path | None = None,
-                   preset: str | None = None, steps: int | None = None, batch_size: int | None = None,
-                   seq_len: int | None = None, lr: float | None = None, sampling: str | None = None,
-                   label_smoothing: float | None = None, seed: int | None = None, tokenizer: str | None = None,
-                   device: str = "auto", precision: str | None = None, grad_accum: int = 1,
-                   checkpointing: bool = False, settings: dict[str, Any] | None = None, threads: int | None = None,
-                   progress: Progress | bool = True) -> TrainResult:
+def train_supernet(space: Any = "lm-shakespeare", *, threads: int | None = None, progress: Progress | bool = True,
+                   **fields: Any) -> TrainResult:
     """Trains the weight-sharing SuperTransformer of `space` (a language model or a translation
-    model, by the space's kind) into `out` (default runs/supernet-SPACE); an unfinished run there
-    resumes. `tokenizer`: bytes, bpe:N or a tokenizer.json (default: the space's). `device`: auto
-    (CUDA when present), cpu, cuda, cuda:N or mps; `precision`: fp32, bf16 or fp16 (default bf16
-    on a CUDA device that has it, else fp32). Under `torchrun` each process is one DDP rank.
-    `settings`: any other TrainConfig field (n_random, extremes, distill_weight, eval_every, ...)."""
-    plan = plan_training(space, out=out, data=data, src=src, tgt=tgt, preset=preset, tokenizer=tokenizer,
-                         device=device, precision=precision, grad_accum=grad_accum, checkpointing=checkpointing,
-                         steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, sampling=sampling,
-                         label_smoothing=label_smoothing, seed=seed, **(settings or {}))
-    return run_training(plan, progress, threads)
+    model, by the space's kind; a TrainRequest, or its fields and TrainConfig settings such as
+    steps=, batch_size=, lr=) into `out` (default runs/supernet-SPACE); an unfinished run there
+    resumes. Under `torchrun` each process is one DDP rank."""
+    return run_training(plan_training(space, **fields), progress, threads)
 
 
 # ---- the supernet a search uses --------------------------------------------------------------------

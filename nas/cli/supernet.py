@@ -48,11 +48,12 @@ def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset,
                        label_smoothing, seed, threads, tokenizer, grad_accum, checkpointing, device, precision) -> None:
     """Train the weight-sharing SuperTransformer on a task (language model or translation, by the space's kind).
     Under `torchrun --nproc_per_node N -m nas train-supernet ...` every process is one DDP rank."""
-    result = api.train_supernet(space_name, out=out, data=data, src=src_file, tgt=tgt_file, preset=preset,
-                                steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, sampling=sampling,
-                                label_smoothing=label_smoothing, seed=seed, tokenizer=tokenizer, device=device,
-                                precision=precision, grad_accum=grad_accum, checkpointing=checkpointing,
-                                threads=threads, progress=PROGRESS)
+    request = api.TrainRequest(space_name, out=out, data=data, src=src_file, tgt=tgt_file, preset=preset,
+                               tokenizer=tokenizer, device=device, precision=precision, grad_accum=grad_accum,
+                               checkpointing=checkpointing,
+                               settings=dict(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr,
+                                             sampling=sampling, label_smoothing=label_smoothing, seed=seed))
+    result = api.train_supernet(request, threads=threads, progress=PROGRESS)
     from supernet.device import launched_by_torchrun
     import os
     if not launched_by_torchrun() or os.environ.get("RANK") == "0":
