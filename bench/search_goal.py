@@ -27,7 +27,7 @@ from latency.hardware import load_hardware
 from latency.model import latency_model
 from nas.api import (DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP, DEFAULT_HURDLE_BATCHES,
                      DEFAULT_ITERATIONS, shipped_supernet, supernet_evaluator)
-from nas.search import Fidelity, parse_duration, run_search
+from nas.search import Fidelity, InfeasibleBudget, parse_duration, run_search
 from nas.search.scores import ScoreBook, file_digest
 from nas.search.seeding import largest_uniform
 from space import Arch, load_space
@@ -88,7 +88,7 @@ def run_goal(args, out: Path) -> None:
         book = ScoreBook(Path(out) / f"goal_scores-{digest[:12]}.jsonl")  # a resumed run rescores nothing
         score = book.wrap(ev.losses)
         results["tokens"] = {"val_final": ev.tokens_of(fid.final_batches), "test_final": test.tokens_of(fid.final_batches)}
-        results["fidelity"] = fid.to_dict()
+        results["fidelity"] = {**fid.to_dict(), "final_set": "the best of each structure first (fidelity.final_set)"}
         for spec in args.goal:
             hw_name, _, budgets = spec.partition(":")
             hw = load_hardware(hw_name)
@@ -129,9 +129,15 @@ def run_goal(args, out: Path) -> None:
                     if name in cell["runs"]:
                         continue
                     t0 = time.time()
-                    res = run_search(space, strategy, evaluate=score, latency=latency, bound=bound, budget_s=budget_s,
-                                     iterations=iterations, batch=8, run_dir=Path(tmp) / key / name, seed=seed,
-                                     hardware=hw_name, fidelity=fid, tokens=ev.tokens_of)
+                    try:
+                        res = run_search(space, strategy, evaluate=score, latency=latency, bound=bound, budget_s=budget_s,
+                                         iterations=iterations, batch=8, run_dir=Path(tmp) / key / name, seed=seed,
+                                         hardware=hw_name, fidelity=fid, tokens=ev.tokens_of)
+                    except InfeasibleBudget as e:  # e.g. random search finds too few archs within 20 ms
+                        cell["runs"][name] = {"refused": str(e), "seconds": time.time() - t0}
+                        save()
+                        print(f"{key} {name}: refused: {e}", flush=True)
+                        continue
                     best = res.best
                     arch = Arch.from_json(best["arch"])
                     cell["runs"][name] = {"arch_id": best["arch_id"], "arch": best["arch"], "val": best["loss"],
@@ -173,15 +179,28 @@ def summarise(results: dict) -> None:
         for name, r in cell["runs"].items():
             by.setdefault(name.split("/")[0] + ("" if name.count("/") == 1 else " (ref)"), []).append(r)
         summary = {}
-        for strategy, rs in by.items():
+        for strategy, all_runs in by.items():
+            rs = [r for r in all_runs if "refused" not in r]  # a refused run answers nothing: never "not worse"
+            if not rs:
+                summary[strategy] = {"seeds": len(all_runs), "refused": len(all_runs), "not_worse": 0}
+                print(f"| {key} | {u['val']:.4f} | {strategy} | refused ({len(all_runs)} seeds) | | 0/{len(all_runs)} | "
+                      f"| {u['test']:.4f} | |")
+                continue
             vals = [r["val"] for r in rs]
-            summary[strategy] = {"val_mean": statistics.mean(vals), "val_worst": max(vals), "seeds": len(rs),
+            summary[strategy] = {"val_mean": statistics.mean(vals), "val_worst": max(vals), "seeds": len(all_runs),
+                                 "refused": len(all_runs) - len(rs),
                                  "not_worse": sum(v <= u["val"] + 1e-9 for v in vals),
                                  "test_mean": statistics.mean(r["test"] for r in rs),
                                  "budget_used_mean": statistics.mean(r["budget_used"] for r in rs)}
             s = summary[strategy]
+            refused = f" ({s['refused']} refused)" if s["refused"] else ""
             print(f"| {key} | {u['val']:.4f} | {strategy} | {s['val_mean']:.4f} | {s['val_worst']:.4f} | "
-                  f"{s['not_worse']}/{s['seeds']} | {s['test_mean']:.4f} | {u['test']:.4f} | {s['budget_used_mean']:.0%} |")
+                  f"{s['not_worse']}/{s['seeds']}{refused} | {s['test_mean']:.4f} | {u['test']:.4f} | "
+                  f"{s['budget_used_mean']:.0%} |")
+        ref = summary.get("evolution (ref)")
+        for strategy, s in summary.items():
+            if ref is not None and "val_mean" in s and strategy != "evolution (ref)":
+                s["gap_to_reference"] = s["val_mean"] - ref["val_mean"]
         cell["summary"] = summary
 
 
@@ -194,16 +213,19 @@ def plot_goal(results: dict, path: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.6), squeeze=False)
     for ax, (key, cell) in zip(axes[0], cells):
-        by: dict[str, list[list[float]]] = {}
+        by: dict[str, list[dict]] = {}
         for name, r in cell["runs"].items():
-            by.setdefault(name.split("/")[0], []).append(r["curve"])
-        for strategy, curves in by.items():
+            if "refused" not in r:
+                by.setdefault(name.split("/")[0] + ("" if name.count("/") == 1 else " (ref)"), []).append(r)
+        for strategy, rs in by.items():
+            curves = [r["curve"] for r in rs]
             n = min(len(c) for c in curves)
             mean = [statistics.mean(c[i] for c in curves) for i in range(n) if all(math.isfinite(c[i]) for c in curves)]
             ax.plot(range(n - len(mean) + 1, n + 1), mean, label=f"{strategy} (search's own loss)")
-            ax.axhline(statistics.mean(r["val"] for n_, r in cell["runs"].items() if n_.startswith(strategy + "/")),
-                       ls=":", c=ax.lines[-1].get_color(), label=f"{strategy} answer, final set")
+            ax.axhline(statistics.mean(r["val"] for r in rs), ls=":", c=ax.lines[-1].get_color(),
+                       label=f"{strategy} answer, final set")
         ax.axhline(cell["uniform"]["val"], c="k", ls="--", label="uniform grown to budget, final set")
+        ax.set_xscale("log")  # the reference runs 10x longer
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("archs evaluated")
         ax.set_ylabel("validation loss (nats/byte)")

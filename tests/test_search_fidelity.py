@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nas.search import STRATEGIES, Fidelity, make_searcher, run_search
-from nas.search.fidelity import hurdle_value, score_batch
+from nas.search.fidelity import final_set, hurdle_value, score_batch, structure
 from nas.search.seeding import budget_seeds
 from space import Arch, UserError, analytic_cost, load_space
 from space.moves import STACK_MOVES, grow, growth_steps, stack_move, uniform_archs, uniform_count
@@ -164,8 +164,10 @@ def test_final_top_is_rescored_on_the_large_set_and_decides(strategy: str, tmp_p
                      options=SMALL[strategy], fidelity=fid, tokens=lambda n: 100 * n)
     finals = [t for t in res.trials if t["batches"] == 64]
     by_search = sorted((t for t in res.trials if t["latency_bound_s"] <= budget),
-                       key=lambda t: (t["search_loss"], t["number"]))[:5]
-    assert {t["arch_id"] for t in finals} == {t["arch_id"] for t in by_search}  # the top 5 the search held
+                       key=lambda t: (t["search_loss"], t["number"]))
+    chosen = final_set([Arch.from_json(t["arch"]) for t in by_search], 5)  # the best of each structure first
+    assert {t["arch_id"] for t in finals} == {a.id for a in chosen}
+    assert finals and by_search[0]["arch_id"] in {t["arch_id"] for t in finals}  # the best held is always in
     assert sorted(i for i, n in scorer.calls if n == 64) == sorted(t["arch_id"] for t in finals)
     assert res.best["batches"] == 64 and res.best["tokens"] == 6400
     assert res.best["loss"] == min(t["loss"] for t in finals)
@@ -177,3 +179,18 @@ def test_final_top_is_rescored_on_the_large_set_and_decides(strategy: str, tmp_p
                        budget_s=budget, iterations=40, batch=8, run_dir=tmp_path / "run", seed=0,
                        options=SMALL[strategy], fidelity=fid, tokens=lambda n: 100 * n)
     assert not again.calls and rerun.best["arch_id"] == res.best["arch_id"]
+
+
+def test_final_set_spreads_over_structures_before_filling_by_loss() -> None:
+    rng = random.Random(3)
+    base = LM.largest().with_precision("fp32")
+    deep = [stack_move(LM, base, rng, "ffn") for _ in range(1)] + [base]
+    shallow = stack_move(LM, base, rng, "depth")
+    int8 = base.with_precision("int8")
+    # best first: two of one structure, then two others
+    ranked = [base, deep[0], shallow, int8]
+    assert structure(base) == structure(deep[0]) != structure(shallow) != structure(int8)
+    assert [a.id for a in final_set(ranked, 3)] == [base.id, shallow.id, int8.id]  # neighbours wait
+    assert [a.id for a in final_set(ranked, 4)] == [a.id for a in ranked]  # then filled, best first
+    assert [a.id for a in final_set(ranked, 1)] == [base.id]
+    assert final_set([], 5) == []

@@ -98,7 +98,7 @@ class SearchRequest:
     the fitness runs; `reuse`: never score an arch twice with the same supernet and settings
     (nas.search.scores), and let the best archs earlier searches scored within the budget compete
     for the answer. Fitness: every candidate on `eval_batches` validation batches, the contenders on
-    `hurdle_batches` (default 8), the final `final_top` on `final_batches` (default 64), the answer
+    `hurdle_batches` (default 8), the final `final_top` (the best of each structure first) on `final_batches` (default 64), the answer
     the best of those (nas.search.fidelity). `population`: in the strategy's own terms
     (Searcher.population_options); `options`: the strategy's options themselves."""
 

@@ -40,7 +40,8 @@ from space.errors import UserError
               help=f"Validation batches the final top archs are re-scored on before the answer is chosen "
                    f"[default: {DEFAULT_FINAL_BATCHES}].")
 @click.option("--final-top", default=DEFAULT_FINAL_TOP, show_default=True, type=click.IntRange(min=1),
-              help="How many of the best archs within the budget are re-scored on --final-batches.")
+              help="How many archs within the budget are re-scored on --final-batches: the best of each "
+                   "structure (depth, width, precision) first, then the next best.")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(min=0),
               help="Ray actors scoring candidates in parallel (0: in this process).")
 @click.option("--ray-address", default=None, metavar="ADDR", help="Use an existing Ray cluster (HOST:PORT).")

@@ -21,7 +21,7 @@ from space.options import check_int
 from nas.search import study as rec
 from nas.search.base import REUSED, InfeasibleBudget, make_searcher, resolve_options, strategy_class
 from nas.search.budget import Budget, format_duration
-from nas.search.fidelity import Fidelity, Scorer, score_batch
+from nas.search.fidelity import Fidelity, Scorer, final_set, score_batch
 from nas.search.report import rank_key
 
 if TYPE_CHECKING:
@@ -160,15 +160,17 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
 
 def final_scores(study: "optuna.Study", result: SearchResult, scorer: Scorer, fid: Fidelity,
                  budget: Budget | float) -> dict[str, float]:
-    """arch id -> loss on the final set, of the `final_top` best archs within the budget by the
-    loss the search holds, and of every reused arch already scored on the final set (free: the
+    """arch id -> loss on the final set, of `final_top` archs within the budget (the best by the
+    loss the search holds of each structure, then the next best: fidelity.final_set), and of every reused arch already scored on the final set (free: the
     score book answers). Kept in the study (`final`), so a resumed, finished run does not re-score."""
     recorded = study.user_attrs.get("final")
     if recorded is not None:
         return {k: float(v) for k, v in recorded.items()}
     budget = Budget.of(budget)
     within = [t for t in result.trials if math.isfinite(t["loss"]) and budget.admits(_bound(t))]
-    top = sorted(within, key=lambda t: (t["loss"], t["number"]))[:fid.final_top]
+    ranked = sorted(within, key=lambda t: (t["loss"], t["number"]))
+    by_id = {t["arch_id"]: t for t in ranked}
+    top = [by_id[a.id] for a in final_set([Arch.from_json(t["arch"]) for t in ranked], fid.final_top)]
     ids = {t["arch_id"] for t in top}
     top += [t for t in within if t.get("batches") == fid.final_batches and t["arch_id"] not in ids]
     archs = [Arch.from_json(t["arch"]) for t in top]

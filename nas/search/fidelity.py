@@ -11,8 +11,12 @@ already run are not run again) and all fidelities estimate the same quantity.
 - every candidate: `batches` batches (its cheap loss);
 - a candidate whose cheap loss is within the best `hurdle` fraction of all cheap losses of the run
   so far (its own batch included) is scored on `hurdle_batches`, and the strategy is told that loss;
-- when the search is done, the `final_top` best archs within the budget (by the loss the search
-  holds) are scored on `final_batches`, and the answer is the best of them. Archs that earlier
+- when the search is done, `final_top` archs within the budget are scored on `final_batches`, and
+  the answer is the best of them: the best (by the loss the search holds) of each structure (depth
+  and width of each stack, precision: `structure`), best first, then the next best of any (`final_set`).
+  A search converges on one family, whose members share their estimate's error: at 35 ms on
+  xeon-2vcpu, one evolution's 5 best held losses were 2-layer neighbours, all 0.0025 worse on the
+  final set than on 8 batches, while a 3-layer arch ranked 7th beat them there. Archs that earlier
   searches scored on the final set join them at no cost (see driver.run_search `known`).
 """
 from __future__ import annotations
@@ -88,9 +92,25 @@ def score_batch(archs: list[Arch], scorer: Scorer, fidelity: Fidelity, history: 
     return losses, batches, cheap
 
 
+def structure(arch: Arch) -> tuple:
+    """What a final set spreads over: the precision, and each stack's embed and depth."""
+    return (arch.precision, *[(name, s.embed, s.depth) for name, s in arch.stacks])
+
+
+def final_set(ranked: Sequence[Arch], k: int) -> list[Arch]:
+    """`k` of `ranked` (best first): the first of each `structure`, in order, then the rest in order."""
+    firsts: dict[tuple, Arch] = {}
+    for a in ranked:
+        firsts.setdefault(structure(a), a)
+    chosen = list(firsts.values())[:k]
+    ids = {a.id for a in chosen}
+    chosen += [a for a in ranked if a.id not in ids][:k - len(chosen)]
+    return sorted(chosen, key=list(ranked).index)
+
+
 def _clean(v: float) -> float:
     v = float(v)
     return math.inf if math.isnan(v) else v
 
 
-__all__ = ["Fidelity", "Scorer", "hurdle_value", "score_batch"]
+__all__ = ["Fidelity", "Scorer", "final_set", "hurdle_value", "score_batch", "structure"]
