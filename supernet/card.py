@@ -4,12 +4,63 @@ human-readable `README.md` rendered from it."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, TypeVar
 
 from space import Arch, Workload, analytic_cost
 from space.display import arch_summary, human
-from space.record import Record
+from space.files import check_keys
+from space.record import Record, RecordError
+
+S = TypeVar("S", bound="_Sub")
+
+
+class _Sub:
+    """A card's sub-record: a frozen dataclass written as a JSON object without its unset (None)
+    fields, read back refusing unknown or missing keys."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls: type[S], d: Any, where: str) -> S:
+        names = [f.name for f in fields(cls)]
+        required = [f.name for f in fields(cls) if f.default is MISSING]
+        return cls(**check_keys(d, where, names, required, error=RecordError))
+
+
+@dataclass(frozen=True)
+class RetrainSummary(_Sub):
+    """What `nas retrain` measured: losses (nats/token, validation split), the stopwatch's latency."""
+    mode: str  # scratch | finetune | distill
+    steps: int
+    val_loss: float
+    val_loss_inherited: float | None = None  # before retraining
+    perplexity: float | None = None
+    bleu: float | None = None  # translation: corpus BLEU and chrF on `bleu_pairs` test pairs
+    chrf: float | None = None
+    bleu_pairs: int | None = None
+    decoding: str | None = None
+    measured_s: float | None = None  # the stopwatch's latency (scaled where `measured_scale` says)
+    measured_raw_s: float | None = None  # raw wall clock
+    measured_spread: float | None = None
+    measured_on: str | None = None
+    measured_threads: int | None = None
+    measured_workload: str | None = None
+    measured_scale: float | None = None
+    measured_note: str | None = None
+    trained_on: str | None = None  # the device
+    precision: str | None = None  # of the retraining
+
+
+@dataclass(frozen=True)
+class OnnxSummary(_Sub):
+    """The ONNX graph beside the model (supernet.onnx_export.OnnxExport.to_dict())."""
+    file: str
+    precision: str  # of the graph: fp32 or int8
+    length: int  # the sequence length it takes
+    max_abs_diff: float  # of its logits against PyTorch's
+    opset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -30,19 +81,23 @@ class ModelCard(Record):
     loss: float | None = None  # validation loss with inherited weights (nats/token) ...
     loss_tokens: int | None = None  # ... measured on this many validation tokens (None: not recorded)
     hardware: str | None = None  # the hardware it was searched for ...
-    workload: dict[str, int] | None = None  # ... under this workload
+    workload: Workload | None = None  # ... under this workload
     latency_s: float | None = None  # predicted latency there (point prediction)
     latency_rel_std: float | None = None  # the predictor's relative std for it
     latency_bound_s: float | None = None  # the upper bound the budget was checked against ...
     confidence: float | None = None  # ... at this confidence
     latency_source: str | None = None  # measured | calibrated | analytic
     latency_budget_s: float | None = None
-    retrain: dict[str, Any] | None = None  # what `nas retrain` measured
-    onnx: dict[str, Any] | None = None  # the ONNX graph beside it: file, precision, length, max_abs_diff
+    retrain: RetrainSummary | None = None  # what `nas retrain` measured
+    onnx: OnnxSummary | None = None  # the ONNX graph beside it
 
     @classmethod
     def _decode(cls, body: dict[str, Any], where: str) -> dict[str, Any]:
-        return {**body, "arch": Arch.from_dict(body["arch"], where=f"{where}: arch")}
+        out = {**body, "arch": Arch.from_dict(body["arch"], where=f"{where}: arch")}
+        for name, sub in (("workload", Workload), ("retrain", RetrainSummary), ("onnx", OnnxSummary)):
+            if body.get(name) is not None:
+                out[name] = sub.from_dict(body[name], where=f"{where}: {name}")
+        return out
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
@@ -64,7 +119,7 @@ class ModelCard(Record):
     def work(self) -> Workload:
         """The workload its latency means (the card's, else a prompt of 64 and 32 decode steps)."""
         if self.workload:
-            return Workload.from_dict(self.workload)
+            return self.workload
         if self.arch.kind == "encoder":
             return Workload(1, min(64, self.arch.max_len), 0)
         seq = min(64, self.arch.max_len // 2)
@@ -93,11 +148,11 @@ def render(card: ModelCard) -> str:
                      f"(perplexity {math.exp(card.loss):.2f})")
     if card.retrain:
         r = card.retrain
-        lines.append(f"- retrained ({r.get('mode')}, {r.get('steps')} steps): validation loss {r.get('val_loss', float('nan')):.4f}")
+        lines.append(f"- retrained ({r.mode}, {r.steps} steps): validation loss {r.val_loss:.4f}")
     if card.onnx:
         o = card.onnx
-        lines.append(f"- ONNX: {o['file']} ({o['precision']}, sequences of {o['length']}; logits within "
-                     f"{o['max_abs_diff']:.2g} of PyTorch's)")
+        lines.append(f"- ONNX: {o.file} ({o.precision}, sequences of {o.length}; logits within "
+                     f"{o.max_abs_diff:.2g} of PyTorch's)")
     if card.supernet:
         lines.append(f"- extracted from the supernet in {card.supernet}" + (f" (search run {card.run}, rank {card.rank})"
                                                                              if card.run else ""))

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from nas import api
+from space import Workload
 from space.errors import UserError
 from space.record import RecordError
 from space.registry import Registry
-from supernet.card import ModelCard
+from supernet.card import ModelCard, OnnxSummary, RetrainSummary
 from supernet.checkpoint import SupernetRecord, load_supernet, read_checkpoint
 from supernet.config import TrainConfig
 from tests.conftest import run_nas
@@ -46,7 +47,9 @@ def test_api_walkthrough_runs_as_documented(tmp_path, monkeypatch, capsys) -> No
 
 def _card(tiny_spaces) -> ModelCard:
     return ModelCard(arch=tiny_spaces["decoder"].largest(), params=123, hardware="a100", latency_s=0.01,
-                     workload={"batch": 1, "seq_len": 8, "gen_tokens": 2})
+                     workload=Workload(1, 8, 2),
+                     retrain=RetrainSummary(mode="finetune", steps=3, val_loss=1.5, measured_s=0.002),
+                     onnx=OnnxSummary(file="model.onnx", precision="fp32", length=8, max_abs_diff=1e-6))
 
 
 def test_records_round_trip(tmp_path, tiny_spaces) -> None:
@@ -55,7 +58,7 @@ def test_records_round_trip(tmp_path, tiny_spaces) -> None:
     rec = SupernetRecord(space=tiny_spaces["decoder"].to_dict(), train=TrainConfig(steps=3), task="lm", data=None,
                          tokenizer={"type": "byte"}, step=2, log=({"step": 2, "loss": 1.0},))
     assert SupernetRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
-    run = api.SearchRun(hardware="a100", space="x", space_def={}, workload={"batch": 1}, latency_budget_s=0.02,
+    run = api.SearchRun(hardware="a100", space="x", space_def={}, workload=Workload(1, 8, 0), latency_budget_s=0.02,
                         latency_source="analytic", strategy="evolution", seed=0, iterations=3, supernet="/s")
     assert api.SearchRun.read(run.write(tmp_path / "run.json")) == run
 
@@ -66,6 +69,9 @@ def test_records_round_trip(tmp_path, tiny_spaces) -> None:
     (lambda d: d.update(version=99), "version 99 was written by a newer hwnas"),
     (lambda d: d.update(format="something-else"), "not a hwnas exported model config"),
     (lambda d: d.update(params="many"), None),
+    (lambda d: d["retrain"].update(colour="red"), "retrain: unknown key 'colour'"),
+    (lambda d: d["onnx"].pop("length"), "onnx: missing key 'length'"),
+    (lambda d: d["workload"].update(batch=0), "workload"),
 ])
 def test_records_refuse_what_they_cannot_read(tmp_path, tiny_spaces, change, words) -> None:
     d = _card(tiny_spaces).to_dict()

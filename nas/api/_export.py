@@ -9,11 +9,11 @@ from typing import Any
 from nas.api.progress import Progress, as_progress
 from nas.api._common import as_archs
 from nas.search.budget import Budget
-from space import Arch
+from space import Arch, Workload
 from space.files import atomic_write_json
 from space.errors import UserError
 from latency.protocol import BACKENDS
-from supernet.card import ModelCard
+from supernet.card import ModelCard, OnnxSummary, RetrainSummary
 from supernet.config import RETRAIN_MODES
 
 
@@ -61,7 +61,8 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
     model, _ = load_supernet(supernet)
     model.require(chosen)
     tokenizer = save_beside(record.tokenizer, out)  # tokenizer.json beside the model (not for bytes)
-    fields.setdefault("workload", record.space.get("workload"))  # what latency means for this space
+    if "workload" not in fields and record.space.get("workload"):  # what latency means for this space
+        fields["workload"] = Workload.from_dict(record.space["workload"], f"{supernet}: space workload")
     card = ModelCard(arch=chosen, params=0, task=record.task, data=record.data, tokenizer=tokenizer,
                      supernet=str(Path(supernet).resolve()), **fields)
     sub = extract(model, chosen)
@@ -71,7 +72,7 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
         from supernet.onnx_export import export_onnx
         exported = load(folder)
         graph = export_onnx(exported, folder, length=exported.card.work().seq_len)
-        save(exported, folder, exported.card.replace(onnx=graph.to_dict()))
+        save(exported, folder, exported.card.replace(onnx=OnnxSummary(**graph.to_dict())))
     return ExportResult(folder, load(folder).card)
 
 
@@ -161,12 +162,13 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     result.update(measured_s=m.seconds, measured_raw_s=m.raw_s, measured_spread=m.spread, measured_on=m.device_name,
                   measured_threads=m.threads, measured_workload=m.workload, measured_scale=m.scale,
                   measured_note=m.note, trained_on=str(dev), precision=prec)
-    new_card = card.replace(retrain=result)
+    summary = RetrainSummary(**result)
+    new_card = card.replace(retrain=summary)
     if card.tokenizer and card.tokenizer.get("file"):
         from supernet.corpus.tokenizer import TOKENIZER_FILE
         (target / TOKENIZER_FILE).write_text((Path(model_dir) / card.tokenizer["file"]).read_text())
     save(model, target, new_card)
-    atomic_write_json(target / "retrain.json", {**result, **{k: getattr(card, k) for k in (
+    atomic_write_json(target / "retrain.json", {**summary.to_dict(), **{k: getattr(card, k) for k in (
         "latency_s", "latency_source", "latency_budget_s", "hardware") if getattr(card, k) is not None}})
     return RetrainResult(target, mode, steps, before, after, m, new_card, scores)
 
@@ -215,12 +217,11 @@ def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int =
     if threads is None and hardware:
         from latency.hardware import load_hardware
         threads = load_hardware(hardware).threads
-    from space import Workload
     base = card.work()
     if backend == "onnxruntime":  # a graph of one forward pass of fixed length
         if device != "cpu":
             raise UserError("--backend onnxruntime times on the CPU; drop it for a GPU model")
-        base = Workload(1, card.onnx["length"] if card.onnx else base.seq_len, 0)
+        base = Workload(1, card.onnx.length if card.onnx else base.seq_len, 0)
     w = Workload.parse(workload, base=base) if workload else base
     cmd = [sys.executable, "-m", "latency.stopwatch", str(model_dir), "--workload", str(w), "--device", device,
            "--rounds", str(rounds), "--warmup", str(warmup), "--backend", backend]

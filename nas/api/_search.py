@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from latency.model import DEFAULT_CONFIDENCE  # re-exported as nas.api.DEFAULT_CONFIDENCE
 from nas.api._common import as_hardware, as_space, as_workload
@@ -22,6 +22,14 @@ from nas.search.budget import Budget
 from space import Arch, SearchSpace, Workload
 from space.errors import UserError
 from space.options import check_int, flag
+
+if TYPE_CHECKING:
+    import torch
+
+    from latency.hardware import Hardware
+    from latency.model import LatencyModel
+    from nas.search.fidelity import Fidelity
+    from nas.search.report import SearchRun
 
 DEFAULT_ITERATIONS = 300
 
@@ -43,7 +51,7 @@ def default_run_dir(hw: str, budget: str, strategy: str, seed: int) -> Path:
 class SearchPlan:
     """A checked search request: nothing trained or evaluated yet."""
 
-    hardware: Any  # latency.hardware.Hardware
+    hardware: "Hardware"
     space: SearchSpace
     workload: Workload
     budget: Budget  # seconds, and the text as the user wrote it
@@ -59,15 +67,16 @@ class SearchPlan:
     latency: Callable[[list[Arch]], list[float]]
     latency_source: str
     recorded: int  # trials the run folder holds already (a resume)
-    device: str = "cpu"  # where the fitness (inherited-weight loss) is computed
+    device: "torch.device | None" = None  # where the fitness (inherited-weight loss) is computed; None: on a Ray
+    # cluster, whose actors resolve "auto" on their own machines
     precision: str = "fp32"
     confidence: float = 0.9  # an arch is within the budget when its latency's upper bound at this confidence is
     bound: Callable[[list[Arch]], list[float]] | None = None
-    model: Any = None  # latency.model.LatencyModel
+    model: "LatencyModel | None" = None
     calibrate: bool = True  # time the reference arch now, on a measured device that is this machine
     full_space: SearchSpace | None = None  # the space before restricting it to the device's precisions
     reuse: bool = True  # never re-score an arch of earlier searches with this supernet; their best join the answer
-    fidelity: Any = None  # nas.search.fidelity.Fidelity: validation batches per stage (cheap, hurdle, final)
+    fidelity: "Fidelity | None" = None  # validation batches per stage (cheap, hurdle, final)
 
     @property
     def budget_s(self) -> float:
@@ -77,7 +86,7 @@ class SearchPlan:
 @dataclass(frozen=True)
 class SearchOutcome:
     run_dir: Path
-    record: Any  # nas.search.report.SearchRun
+    record: "SearchRun"
     trials: tuple[dict[str, Any], ...]  # every evaluated arch: number, arch_id, loss, latency_s, strategy, arch
     ranking: tuple[dict[str, Any], ...]  # the trials within the budget, best first
     notes: tuple[str, ...] = ()  # what the user should know about the latency figures
@@ -102,8 +111,8 @@ class SearchRequest:
     the best of those (nas.search.fidelity). `population`: in the strategy's own terms
     (Searcher.population_options); `options`: the strategy's options themselves."""
 
-    hardware: Any  # a profile's name, a path, or a latency.hardware.Hardware
-    budget: Any  # "20ms", seconds, or a nas.search.Budget
+    hardware: "str | Path | Hardware"  # a profile's name, a path, or a profile
+    budget: "str | float | Budget"  # "20ms", seconds, or a Budget
     space: str | Path | SearchSpace = "lm-shakespeare"
     supernet: str | Path | None = None
     strategy: str = "evolution"
@@ -190,7 +199,7 @@ def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
                     f"predicted latency (its upper bound at {r.confidence:.0%} confidence)")
     return SearchPlan(hw, space, w, budget, r.strategy, opts, r.iterations, r.seed, r.eval_batches, r.workers,
                       r.ray_address, run_dir, choice, latency, model.source, recorded,
-                      str(dev) if dev is not None else r.device, prec, r.confidence, bound, model, r.calibrate, full,
+                      dev, prec, r.confidence, bound, model, r.calibrate, full,
                       bool(r.reuse), fidelity)
 
 
@@ -201,11 +210,11 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     from nas.search import REUSED, run_search
     from nas.search.report import SearchRun, feasible, write_run
     from latency.model import calibrate, far_from_dataset, other_cpu
-    from supernet.device import resolve_device, slow_precision_note
+    from supernet.device import slow_precision_note
     p = as_progress(progress)
     hw = plan.hardware
-    folder = (prepare_supernet(plan.full_space or plan.space, plan.supernet, p,
-                               plan.device if not plan.ray_address else "auto")
+    device = str(plan.device) if plan.device is not None else "auto"
+    folder = (prepare_supernet(plan.full_space or plan.space, plan.supernet, p, device)
               if evaluate is None else plan.supernet.folder)
     notes: list[str] = []
     trained = evaluate is None and plan.supernet.action != "use"
@@ -226,7 +235,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                      f"predictions are rescaled to today's wall clock"
                      + ("; a change this large is unusual: check that nothing else is running" if
                         far_from_dataset(found["scale"]) else ""))
-    slow = slow_precision_note(resolve_device(plan.device), plan.precision) if not plan.ray_address else None
+    slow = slow_precision_note(plan.device, plan.precision) if plan.device is not None else None
     if slow:
         notes.append(f"scoring candidates: {slow}")
     p.note(f"latency on {hw.name}: {plan.model.describe()}, workload {plan.workload}; an arch is within "
@@ -237,15 +246,15 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     known: list | None = None  # None: no reuse
     fidelity, tokens = plan.fidelity, None
     if evaluate is None:
-        ev = supernet_evaluator(folder, fidelity.final_batches, device=plan.device if not plan.ray_address else "cpu",
-                                precision=plan.precision if not plan.ray_address else None, spread=True)
+        ev = supernet_evaluator(folder, fidelity.final_batches, device=plan.device or "cpu",
+                                precision=plan.precision if plan.device is not None else None, spread=True)
         tokens = ev.tokens_of
         if plan.workers or plan.ray_address:
             from nas.ray_adapter import RayEvaluatorPool
             precision = None if plan.precision == "auto" else plan.precision
             pool = RayEvaluatorPool(str(folder), fidelity.final_batches, max(1, plan.workers),
                                     functools.partial(_actor_evaluator, precision=precision), plan.ray_address,
-                                    device=plan.device if not plan.ray_address else "auto")
+                                    device=device)
             evaluate, close = pool.losses, pool.close
         else:
             evaluate = ev.losses
@@ -273,7 +282,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     if spread:
         notes.append(spread["note"])
     record = SearchRun(hardware=hw.name, space=plan.space.name, space_def=plan.space.to_dict(),
-                       workload=plan.workload.to_dict(), latency_budget_s=plan.budget_s,
+                       workload=plan.workload, latency_budget_s=plan.budget_s,
                        latency_source=plan.latency_source, strategy=plan.strategy, seed=plan.seed,
                        iterations=plan.iterations, supernet=str(Path(folder).resolve()), eval_batches=plan.eval_batches,
                        options=plan.options, confidence=plan.confidence, calibration=dict(plan.model.calibration),
@@ -299,9 +308,9 @@ def score_book(plan: SearchPlan, folder: str | Path):
     split, batches, device kind and precision."""
     from nas.search.scores import ScoreBook, scorer_key
     from supernet.checkpoint import checkpoint_path, read_record
-    device = plan.device if plan.ray_address is None else f"ray:{plan.device}"
+    kind = plan.device.type if plan.device is not None else "ray"  # a cluster's actors: their own kind
     key = scorer_key(checkpoint_path(folder), split="val", spread=plan.fidelity.final_batches,
-                     data=read_record(folder).data, device=device.split(":")[0], precision=plan.precision)
+                     data=read_record(folder).data, device=kind, precision=plan.precision)
     return ScoreBook.for_scorer(key)
 
 

@@ -18,6 +18,7 @@ from supernet.config import TrainConfig, resolve_config
 if TYPE_CHECKING:  # torch-backed modules load when a function needs them: a bad argument fails fast
     from supernet.checkpoint import SupernetRecord
     from supernet.evaluate import Evaluator
+    import torch
 
 
 def has_supernet(folder: str | Path) -> bool:
@@ -321,7 +322,7 @@ def _data_args(record: SupernetRecord) -> dict[str, Any]:
 # ---- scoring -----------------------------------------------------------------------------------
 
 def supernet_evaluator(folder: str | Path, batches: int | None = None, loaded: Any = None,
-                       split: str = "val", device: str = "cpu", precision: str | None = None,
+                       split: str = "val", device: "str | torch.device" = "cpu", precision: str | None = None,
                        spread: bool = False) -> "Evaluator":
     """The scorer a search uses: an Evaluator of the supernet in `folder` on its own data's `split`
     (validation for selection; test only for final tables), on `device` in `precision` (default:

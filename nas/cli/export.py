@@ -25,7 +25,7 @@ def export_cmd(run, rank, supernet_dir, arch_file, out, onnx):
     console.print(f"exported {res.arch.id} ({res.arch.precision}) to {res.folder} (config.json, model.safetensors, "
                   f"README.md model card" + (", model.onnx" if res.card.onnx else "") + ")")
     if res.card.onnx:
-        console.print(f"ONNX graph checked against PyTorch: logits within {res.card.onnx['max_abs_diff']:.2g}")
+        console.print(f"ONNX graph checked against PyTorch: logits within {res.card.onnx.max_abs_diff:.2g}")
 
 
 @click.command("retrain")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.search.budget import Budget
-from space import Arch
+from space import Arch, Workload
 from space.files import atomic_write_json, atomic_write_text, read_json
 from space.arch import dump_yaml
 from space.errors import UserError
@@ -31,7 +31,7 @@ class SearchRun(Record):
     hardware: str
     space: str  # the space's name
     space_def: dict[str, Any]  # SearchSpace.to_dict()
-    workload: dict[str, int]
+    workload: Workload
     latency_budget_s: float
     latency_source: str  # measured | calibrated | analytic
     strategy: str
@@ -51,6 +51,10 @@ class SearchRun(Record):
     best_loss: float | None = None  # the answer's loss, on best_tokens validation tokens
     best_tokens: int | None = None
     best_budget_used: float | None = None  # the answer's latency bound / the budget
+
+    @classmethod
+    def _decode(cls, body: dict[str, Any], where: str) -> dict[str, Any]:
+        return {**body, "workload": Workload.from_dict(body["workload"], f"{where}: workload")}
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
