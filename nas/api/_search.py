@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from latency.model import LatencyModel
     from nas.search.fidelity import Fidelity
     from nas.search.report import SearchRun
+    from nas.search.study import TrialRow
 
 DEFAULT_ITERATIONS = 300
 
@@ -87,12 +88,12 @@ class SearchPlan:
 class SearchOutcome:
     run_dir: Path
     record: "SearchRun"
-    trials: tuple[dict[str, Any], ...]  # every evaluated arch: number, arch_id, loss, latency_s, strategy, arch
-    ranking: tuple[dict[str, Any], ...]  # the trials within the budget, best first
+    trials: tuple["TrialRow", ...]  # every evaluated arch, in order told
+    ranking: tuple["TrialRow", ...]  # the trials within the budget, best first
     notes: tuple[str, ...] = ()  # what the user should know about the latency figures
 
     @property
-    def best(self) -> dict[str, Any] | None:
+    def best(self) -> "TrialRow | None":
         return self.ranking[0] if self.ranking else None
 
     @property

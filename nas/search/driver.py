@@ -37,8 +37,8 @@ KNOWN_LIMIT = 50  # the best archs already scored within the budget that join a 
 class SearchResult:
     strategy: str
     run_dir: Path
-    trials: tuple[dict[str, Any], ...]  # number, arch_id, loss, latency_s, strategy, arch (JSON); in order told
-    best: dict[str, Any] | None  # the trial with the lowest finite loss (all are within the budget)
+    trials: tuple[rec.TrialRow, ...]  # in order told
+    best: rec.TrialRow | None  # the lowest loss among those measured on the most batches
     best_arch: Arch | None
 
     def frame(self) -> "pd.DataFrame":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from nas.search.budget import Budget
 from space import Arch, Workload
@@ -19,6 +19,9 @@ from space.files import atomic_write_json, atomic_write_text, read_json
 from space.arch import dump_yaml
 from space.errors import UserError
 from space.record import Record
+
+if TYPE_CHECKING:
+    from nas.search.study import TrialRow  # the study module loads optuna
 
 
 @dataclass(frozen=True)
@@ -61,17 +64,17 @@ class SearchRun(Record):
         return body  # versions 1 and 2 lack only fields with defaults (`reused`, `fidelity`, `best_*`)
 
 
-def finite(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def finite(trials: Sequence[TrialRow]) -> list[TrialRow]:
     return [t for t in trials if t.get("loss") is not None and t["loss"] < math.inf]
 
 
-def bound_of(trial: dict[str, Any]) -> float:
+def bound_of(trial: TrialRow) -> float:
     """The latency a trial's budget check used: its bound, or (older runs) its point prediction."""
     b = trial.get("latency_bound_s")
     return trial["latency_s"] if b is None or b != b else b
 
 
-def rank_key(t: dict[str, Any]) -> tuple:
+def rank_key(t: TrialRow) -> tuple:
     """Archs whose loss was measured on more validation batches first (a search's final re-score
     decides its answer), then by loss."""
     n = t.get("batches")
@@ -79,14 +82,14 @@ def rank_key(t: dict[str, Any]) -> tuple:
     return (-n, t["loss"], t.get("number", 0))
 
 
-def feasible(trials: Sequence[dict[str, Any]], budget: "Budget | float") -> list[dict[str, Any]]:
+def feasible(trials: Sequence[TrialRow], budget: "Budget | float") -> list[TrialRow]:
     """Trials within the budget (their latency bound), best first: the lowest loss among those
     measured on the most batches (rank_key)."""
     budget = Budget.of(budget)
     return sorted((t for t in finite(trials) if budget.admits(bound_of(t))), key=rank_key)
 
 
-def pareto(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def pareto(trials: Sequence[TrialRow]) -> list[TrialRow]:
     """Trials no other trial beats on both loss and latency, by latency."""
     front, best = [], math.inf
     for t in sorted(finite(trials), key=lambda t: (t["latency_s"], t["loss"])):
@@ -118,7 +121,7 @@ def plot_pareto(trials, front, budget_s: float, best, path: Path, title: str) ->
     plt.close(fig)
 
 
-def write_run(run_dir: Path, trials: Sequence[dict[str, Any]], record: SearchRun) -> SearchRun:
+def write_run(run_dir: Path, trials: Sequence[TrialRow], record: SearchRun) -> SearchRun:
     """Writes every file of the run folder; run.json last (a folder with a run.json is whole)."""
     import pandas as pd
     ranked = feasible(trials, record.latency_budget_s)
@@ -139,7 +142,7 @@ def write_run(run_dir: Path, trials: Sequence[dict[str, Any]], record: SearchRun
     return record
 
 
-def budget_used(trial: dict[str, Any], budget: "Budget | float") -> float:
+def budget_used(trial: TrialRow, budget: "Budget | float") -> float:
     """The share of the budget a trial's latency bound takes (1.0: all of it)."""
     return Budget.of(budget).used(bound_of(trial))
 
@@ -158,7 +161,7 @@ def read_run(run_dir: str | Path) -> SearchRun:
     return SearchRun.read(run_dir / "run.json")
 
 
-def ranked(run_dir: str | Path, rank: int) -> tuple[SearchRun, Arch, dict[str, Any]]:
+def ranked(run_dir: str | Path, rank: int) -> tuple[SearchRun, Arch, TrialRow]:
     """(run record, the arch at `rank` (1 = best) within the budget, its trial row)."""
     import pandas as pd
     run_dir = Path(run_dir)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TypedDict
 
 import optuna
 from optuna.storages import JournalStorage
@@ -128,11 +128,24 @@ def evaluated(study: optuna.Study) -> list[FrozenTrial]:
 
 # loss: on `batches` validation batches (`tokens` labels; empty for a search of one fidelity), the
 # final re-score's where the arch had one; search_loss: what the strategy was told
-ROW = ("number", "arch_id", "loss", "batches", "tokens", "latency_s", "latency_bound_s", "strategy", "search_loss",
-       "arch")
+class TrialRow(TypedDict):
+    """One evaluated arch, as SearchResult.trials, trials.csv and a DataFrame row hold it."""
+    number: int
+    arch_id: str
+    loss: float  # validation loss (nats/token) on `batches` batches (`tokens` tokens); inf: failed
+    batches: int | None  # None: a fitness of one fidelity
+    tokens: int | None
+    latency_s: float  # predicted (point)
+    latency_bound_s: float  # the upper bound the budget was checked against
+    strategy: str
+    search_loss: float  # what the strategy was told (before the final re-score)
+    arch: str  # Arch.to_json()
 
 
-def row(t: FrozenTrial) -> dict[str, Any]:
+ROW = tuple(TrialRow.__annotations__)
+
+
+def row(t: FrozenTrial) -> TrialRow:
     """One evaluated trial as a flat record (SearchResult.trials, a DataFrame row)."""
     latency = t.user_attrs.get("latency_s", math.nan)
     a = t.user_attrs
