@@ -255,7 +255,8 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
     (batch input -> logits) the loss mixes distillation in as the sandwich rule does; with `ckpt`
     the run is checkpointed atomically every `ckpt_every` steps and resumes from it. `runtime`:
     device, precision, activation checkpointing and gradient accumulation (the batch split into
-    `grad_accum` micro-batches, one optimizer step, the same update up to rounding); one process
+    `grad_accum` micro-batches, one optimizer step, the same update up to rounding); AdamW as the
+    supernet loop sets it (weight decay on matrices only); one process
     only (a distributed runtime is refused: one small model gains nothing from ranks here)."""
     rt = runtime
     if rt.dist.active:
@@ -264,7 +265,7 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(rt.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    opt = _optimizer(model, cfg)  # as the supernet loop: no weight decay on norms and biases
     scaler = grad_scaler(rt.device, rt.precision)
     losses: list[float] = []
     start = 0
@@ -273,7 +274,11 @@ def train_fixed(model: torch.nn.Module, batches, cfg: TrainConfig, progress: Cal
         if header.get("train") != cfg.to_dict() or state is None:
             raise UserError(f"{ckpt}: a retraining with other settings is in progress; remove it or use the same settings")
         model.load_state_dict(tensors)
-        opt.load_state_dict(state.optimizer)
+        try:
+            opt.load_state_dict(state.optimizer)
+        except ValueError:  # before hwnas grouped weight decay here as the supernet loop does
+            raise UserError(f"{ckpt}: a retraining checkpoint of an older hwnas (one optimizer group); "
+                            "remove it to start again") from None
         gen.set_state(state.data_gen)
         start, losses = header["step"], list(state.extra["losses"])
     model.train()

@@ -235,3 +235,20 @@ def test_retraining_accumulates_gradients_and_refuses_ranks(tiny_spaces) -> None
         train_fixed(SubTransformer(arch), Counting(), cfg, runtime=Runtime(grad_accum=3))
     with pytest.raises(UserError, match="one process"):
         train_fixed(SubTransformer(arch), Counting(), cfg, runtime=Runtime(dist=Dist(rank=0, world=2)))
+
+
+def test_retraining_decays_weights_as_the_supernet_loop(tiny_spaces) -> None:
+    """train_fixed's AdamW is the supernet loop's: weight decay on matrices, none on norms and biases
+    (a norm or bias whose gradient is zero keeps its value, where decay would shrink it)."""
+    from supernet.config import TrainConfig
+    arch = tiny_spaces["decoder"].largest()
+    model = SubTransformer(arch).reset_parameters(0)
+    norms = {n: p.detach().clone() for n, p in model.named_parameters() if p.dim() < 2}
+    for p in model.parameters():
+        if p.dim() < 2:
+            p.register_hook(torch.zeros_like)  # a zero gradient: only decay could move them ...
+    cfg = TrainConfig(steps=3, batch_size=4, seq_len=16, lr=1e-1, warmup=1, weight_decay=0.5)
+    train_fixed(model, Counting(), cfg)
+    for n, p in model.named_parameters():
+        if n in norms:
+            assert torch.equal(p, norms[n]), n  # ... and they are not decayed
