@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latency.hardware import load_hardware  # noqa: E402
 from latency.model import latency_model  # noqa: E402
-from nas.search import parse_duration, run_search  # noqa: E402
+from nas.search import Budget, parse_duration, run_search  # noqa: E402
 from nas.api import supernet_evaluator  # noqa: E402
 from space import load_space  # noqa: E402
 from space.files import atomic_write_text  # noqa: E402
@@ -52,7 +52,7 @@ def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> 
 def curves(trials: list[dict], budget_s: float, ref: tuple[float, float]) -> tuple[list[float], list[float]]:
     best, hv, pts, cur = [], [], [], float("inf")
     for t in trials:
-        if t["loss"] < float("inf") and t["latency_s"] <= budget_s:
+        if t["loss"] < float("inf") and Budget.of(budget_s).admits(t["latency_s"]):
             cur = min(cur, t["loss"])
             pts.append((t["loss"], t["latency_s"]))
         best.append(cur)
@@ -178,7 +178,7 @@ def compare_strategies(args, space, ev, latency, bound, budget_s, hw_name) -> di
                                  iterations=args.iterations, batch=8, run_dir=Path(tmp), seed=seed,
                                  options=OPTIONS.get(strategy, {}), hardware=hw_name)
             runs[strategy].append([{"loss": t["loss"], "latency_s": t["latency_bound_s"]} for t in res.trials])
-            print(f"seed {seed} {strategy}: best {min(t['loss'] for t in res.trials if t['latency_s'] <= budget_s):.4f}",
+            print(f"seed {seed} {strategy}: best {min(t['loss'] for t in res.trials if Budget.of(budget_s).admits(t['latency_s'])):.4f}",
                   flush=True)
     all_losses = [t["loss"] for rs in runs.values() for r in rs for t in r if t["loss"] < float("inf")]
     ref = (max(all_losses), budget_s)

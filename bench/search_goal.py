@@ -27,7 +27,7 @@ from latency.hardware import load_hardware
 from latency.model import latency_model
 from nas.api import (DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP, DEFAULT_HURDLE_BATCHES,
                      DEFAULT_ITERATIONS, shipped_supernet, supernet_evaluator)
-from nas.search import Fidelity, InfeasibleBudget, parse_duration, run_search
+from nas.search import Budget, Fidelity, InfeasibleBudget, parse_duration, run_search
 from nas.search.scores import ScoreBook, file_digest
 from nas.search.seeding import largest_uniform
 from space import Arch, load_space
@@ -40,7 +40,8 @@ UNIFORM_FINAL = 16
 def uniform_baseline(space, bound, budget_s, score) -> dict | None:
     """The best uniform arch grown to the budget: per group, the largest feasible one (None: no
     uniform arch fits the budget)."""
-    grown = largest_uniform(space, lambda archs: [b <= budget_s for b in bound(list(archs))], skip=False)
+    budget = Budget.of(budget_s)
+    grown = largest_uniform(space, lambda archs: [budget.admits(b) for b in bound(list(archs))], skip=False)
     if not grown:
         return None
     mid = score(grown, DEFAULT_HURDLE_BATCHES)
@@ -158,7 +159,7 @@ def _curve(trials, budget_s: float) -> list[float]:
     """Best loss the search held after each evaluation (its own trials, in order)."""
     best, out = math.inf, []
     for t in trials:
-        if math.isfinite(t["search_loss"]) and t["latency_bound_s"] <= budget_s:
+        if math.isfinite(t["search_loss"]) and Budget.of(budget_s).admits(t["latency_bound_s"]):
             best = min(best, t["search_loss"])
         out.append(best)
     return out

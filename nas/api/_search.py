@@ -219,7 +219,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
               if evaluate is None else plan.supernet.folder)
     notes: list[str] = []
     trained = evaluate is None and plan.supernet.action != "use"
-    if plan.calibrate and (trained or not plan.model.calibration):  # the plan's timing is stale, or was not taken
+    recalibrated = plan.calibrate and (trained or not plan.model.calibration)  # the plan's timing is stale, or not taken
+    if recalibrated:
         calibrate(plan.model)  # after any training: nothing else runs now
     found = plan.model.calibration if plan.calibrate else {}
     other = other_cpu(plan.model)
@@ -271,7 +272,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                                 budget_s=plan.budget, iterations=plan.iterations, batch=8, run_dir=plan.run_dir,
                                 seed=plan.seed, options=plan.options, hardware=hw.name, bound=plan.bound,
                                 progress=lambda done, best: bar.update(done, f"best loss {best:.4f}" if best else ""),
-                                known=known, fidelity=fidelity, tokens=tokens)
+                                known=known, fidelity=fidelity, tokens=tokens,
+                                reachable=not recalibrated)  # plan_search checked these predictions
     finally:
         close()
     reused = sum(t["strategy"] == REUSED for t in result.trials)

@@ -65,7 +65,7 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
                progress: Callable[[int, float | None], None] | None = None, hardware: str = "",
                bound: Batch | None = None, known: Sequence[tuple] | None = None,
                known_limit: int = KNOWN_LIMIT, fidelity: Fidelity | None = None,
-               tokens: Callable[[int], int] | None = None) -> SearchResult:
+               tokens: Callable[[int], int] | None = None, reachable: bool = False) -> SearchResult:
     """Evaluates `iterations` archs within the latency budget (resuming `run_dir`).
 
     evaluate: archs -> validation losses (math.inf: failed), one call per batch; with `fidelity`,
@@ -77,6 +77,7 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     the predictions themselves); both are recorded with every trial.
     progress: called as progress(evaluated, best loss so far or None) after every batch.
     hardware: the device's name, for the message when no arch fits the budget.
+    reachable: the caller checked already that an arch fits (`check_reachable` with these predictions).
     known: (arch, loss[, batches]) scored before with the same scorer (scores.ScoreBook). When the
     search first completes, the best `known_limit` of them within the budget that it did not score
     itself are recorded as trials of strategy "reused", in a study of their own (the strategy never
@@ -91,8 +92,9 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     cls = strategy_class(strategy)
     opts = asdict(resolve_options(strategy, options))
     bound = bound or latency
-    check_reachable(space, bound, budget_s, seed, hardware=hardware,
-                    what="predicted latency" if bound is latency else "predicted latency (its upper bound)")
+    if not reachable:
+        check_reachable(space, bound, budget_s, seed, hardware=hardware,
+                        what="predicted latency" if bound is latency else "predicted latency (its upper bound)")
     fid = fidelity or Fidelity.single(1)
     scorer: Scorer = evaluate if fidelity is not None else (lambda archs, n: evaluate(archs))
 
