@@ -29,6 +29,10 @@ PRECISIONS = ("fp32", "int8", "bf16", "fp16")
 # The autocast dtypes a model may be *run* in over fp32 weights (a fitness, a training run): not an
 # arch's precision (PRECISIONS), which is what the deployed model stores and computes in
 EVAL_PRECISIONS = ("fp32", "bf16", "fp16")
+# How a model knows where a token is: a learned table of max_len rows added to the embeddings (the
+# default, left out of an arch's dict), or rotary embeddings of the queries and keys (RoPE, Su et
+# al. 2021: no parameters, relative offsets in every attention type that takes it, `AttentionType.rope`)
+POSITIONS = ("learned", "rope")
 
 
 class ArchError(UserError):
@@ -79,6 +83,7 @@ class Arch:
     encoder: Stack | None = None
     decoder: Stack | None = None
     precision: str = "fp32"
+    positions: str = "learned"
     _id: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -106,11 +111,14 @@ class Arch:
             d[name] = stack.to_dict()
         if self.precision != "fp32":
             d["precision"] = self.precision
+        if self.positions != "learned":
+            d["positions"] = self.positions
         return d
 
     def with_precision(self, precision: str) -> "Arch":
         """The same layers at another precision."""
-        return Arch(self.kind, self.head_dim, self.vocab_size, self.max_len, self.encoder, self.decoder, precision)
+        return Arch(self.kind, self.head_dim, self.vocab_size, self.max_len, self.encoder, self.decoder, precision,
+                    self.positions)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -121,10 +129,12 @@ class Arch:
     @classmethod
     def from_dict(cls, d: Any, where: str = "arch") -> "Arch":
         d = _mapping(d, where, required=("kind", "head_dim", "vocab_size", "max_len"),
-                     allowed=("kind", "head_dim", "vocab_size", "max_len", "encoder", "decoder", "precision"))
+                     allowed=("kind", "head_dim", "vocab_size", "max_len", "encoder", "decoder", "precision",
+                              "positions"))
         stacks = {n: _stack_from_dict(d[n], f"{where}.{n}") for n in ("encoder", "decoder") if n in d}
         return cls(kind=d["kind"], head_dim=d["head_dim"], vocab_size=d["vocab_size"],
-                   max_len=d["max_len"], precision=d.get("precision", "fp32"), **stacks)
+                   max_len=d["max_len"], precision=d.get("precision", "fp32"),
+                   positions=d.get("positions", "learned"), **stacks)
 
     @classmethod
     def from_json(cls, text: str) -> "Arch":
@@ -161,6 +171,11 @@ def validate(arch: Arch) -> None:
         raise ArchError(f"arch.kind={arch.kind!r} is not a model kind; allowed: {', '.join(KINDS)}")
     if arch.precision not in PRECISIONS:
         raise ArchError(f"arch.precision={arch.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if arch.positions not in POSITIONS:
+        raise ArchError(f"arch.positions={arch.positions!r}; allowed: {', '.join(POSITIONS)}")
+    if arch.positions == "rope" and arch.head_dim % 2:
+        raise ArchError(f"arch.head_dim={arch.head_dim}: rotary positions pair the dimensions of a head; "
+                        "give an even head_dim")
     for name in ("head_dim", "vocab_size", "max_len"):
         _positive_int(getattr(arch, name), f"arch.{name}")
     wanted = {"decoder": ("decoder",), "encoder": ("encoder",), "encoder-decoder": ("encoder", "decoder")}[arch.kind]
@@ -190,6 +205,9 @@ def _validate_layer(layer: Layer, where: str, arch: Arch, causal: bool, cross: b
     if causal and not spec.causal:
         ok = ", ".join(n for n, s in ATTENTION_TYPES.items() if s.causal)
         raise ArchError(f"{where}.attn={layer.attn!r} cannot run in a causal (decoder) stack; allowed: {ok}")
+    if arch.positions == "rope" and not spec.rope:
+        ok = ", ".join(n for n, s in ATTENTION_TYPES.items() if s.rope)
+        raise ArchError(f"{where}.attn={layer.attn!r} takes no rotary positions (positions: rope); allowed: {ok}")
     for name in ("heads", "kv_heads", "ffn"):
         _positive_int(getattr(layer, name), f"{where}.{name}")
     if layer.heads % layer.kv_heads:

@@ -16,6 +16,7 @@ from typing import Any
 from space.files import check_keys
 from space.arch import Arch, ArchError, Layer
 from space.attention import ATTENTION_TYPES
+from space.attention.base import ROPE_TABLE_OPS
 from space.options import check_int
 
 
@@ -117,11 +118,13 @@ def layer_params(layer: Layer, embed: int, head_dim: int, max_len: int, enc_embe
 
 
 def _self_attention(layer: Layer, embed: int, head_dim: int, start: int, q: int, causal: bool,
-                    db: int) -> tuple[int, int]:
+                    db: int, rope: bool = False) -> tuple[int, int]:
     """FLOPs and activation/cache bytes of self-attention for q new tokens after `start` cached."""
     qw, kvw = layer.heads * head_dim, layer.kv_heads * head_dim
     flops = 2 * q * embed * qw + 2 * 2 * q * embed * kvw + 2 * q * qw * embed  # Q, K, V, O projections
     act = q * (embed + qw + 2 * kvw + qw + embed)
+    if rope:  # queries and keys rotated: x cos + turn(x) sin, read and written twice
+        flops, act = flops + 4 * q * (qw + kvw), act + 4 * q * (qw + kvw)
     unit = ATTENTION_TYPES.get(layer.attn)
     if unit is None:
         raise ArchError(f"no cost model for attention type {layer.attn!r}")
@@ -168,7 +171,8 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
     enc_embed = arch.encoder.embed if arch.encoder else None
     out = []
     for i, layer in enumerate(stack.layers):
-        f1, b1 = _self_attention(layer, stack.embed, arch.head_dim, start, q, causal, db)
+        rope = arch.positions == "rope"
+        f1, b1 = _self_attention(layer, stack.embed, arch.head_dim, start, q, causal, db, rope)
         f2, b2 = _ffn(layer, stack.embed, q, db)
         flops, act = f1 + f2 + 2 * 8 * q * stack.embed, b1 + b2  # + LayerNorms and residuals
         if layer.cross_layers is not None:
@@ -177,16 +181,20 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
         # weights at the arch's precision: int8 Linear weights take a byte each (plus a scale per row)
         weights = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed) * weight_bytes(arch.precision)
         ops = _BLOCK_OPS + _attention_ops(layer, q, mode, causal)
+        if rope:
+            ops += ATTENTION_TYPES[layer.attn].rope_ops(layer, q, mode, causal)
         if layer.cross_layers is not None:
             ops += _CROSS_OPS + (_CROSS_MEMORY_OPS if project_memory else 0)
         out.append((f"{name}.layers[{i}]", batch * flops, batch * act + weights, ops))
-    emb_bytes = batch * q * stack.embed * db * 2 + q * stack.embed * db  # token rows + position rows
+    emb_bytes = batch * q * stack.embed * db * 2 + q * stack.embed * db  # token rows + position rows (or RoPE's tables)
     if head_q == 0:  # an encoder under a decoder: each layer's output normed, memories concatenated
         emb_ops = 3 + stack.depth + len({layer.cross_layers for layer in arch.decoder.layers})
     elif mode == "forward":
         emb_ops = 3 + 1  # token and position rows, the sum; the final norm
     else:  # a cached invocation: + the last position's slice; a decode step also picks its input (argmax)
         emb_ops = 3 + 1 + 1 + (1 if mode == "decode" else 0)
+    if arch.positions == "rope":
+        emb_ops += ROPE_TABLE_OPS - 2  # the cos and sin tables instead of the learned rows' slice and sum
     if arch.kind == "encoder-decoder" and name == "decoder":
         emb_ops += 2  # each call slices both stacks' columns of the shared token table
     out.append((f"{name}.embedding", 0, emb_bytes, emb_ops))
@@ -204,7 +212,8 @@ def embedding_params(arch: Arch, name: str) -> int:
     tok = arch.vocab_size * stack.embed
     if arch.kind == "encoder-decoder" and name == "encoder":
         tok = arch.vocab_size * max(0, stack.embed - arch.decoder.embed)
-    return tok + arch.max_len * stack.embed + 2 * stack.embed
+    positions = arch.max_len * stack.embed if arch.positions == "learned" else 0  # rotary: no table
+    return tok + positions + 2 * stack.embed
 
 
 BYTES = {"fp32": 4, "int8": 1, "bf16": 2, "fp16": 2}

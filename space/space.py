@@ -85,6 +85,7 @@ class SearchSpace:
     description: str = ""
     tokenizer_spec: str = ""  # the YAML's `tokenizer:` (bytes, bpe, bpe:N, a tokenizer.json); "" = by vocabulary
     precision: tuple[str, ...] = ("fp32",)  # the numeric precisions its models may run at; the first is the reference
+    positions: str = "learned"  # space.arch.POSITIONS: a learned table, or rotary (every arch of the space alike)
 
     @property
     def tokenizer(self) -> str:
@@ -99,7 +100,8 @@ class SearchSpace:
     # ---- building archs ---------------------------------------------------------------------------
     def _arch(self, stacks: dict[str, Stack], precision: str | None = None) -> Arch:
         return Arch(kind=self.kind, head_dim=self.head_dim, vocab_size=self.vocab_size,
-                    max_len=self.max_len, precision=precision or self.precision[0], **stacks)
+                    max_len=self.max_len, precision=precision or self.precision[0], positions=self.positions,
+                    **stacks)
 
     def _draw_precision(self, rng: random.Random) -> str:
         # drawn last, and only where there is a choice: a one-precision space samples as it always did
@@ -217,7 +219,7 @@ class SearchSpace:
         """Why `arch` is not in this space (one line), or None when it is."""
         if not isinstance(arch, Arch):
             return f"expected an Arch, got {type(arch).__name__}"
-        for attr in ("kind", "head_dim", "vocab_size", "max_len"):
+        for attr in ("kind", "head_dim", "vocab_size", "max_len", "positions"):
             if getattr(arch, attr) != getattr(self, attr):
                 return f"arch.{attr}={getattr(arch, attr)!r} but space {self.name!r} has {getattr(self, attr)!r}"
         if arch.precision not in self.precision:
@@ -281,6 +283,8 @@ class SearchSpace:
             d["tokenizer"] = self.tokenizer_spec
         if self.precision != ("fp32",):
             d["precision"] = list(self.precision)
+        if self.positions != "learned":
+            d["positions"] = self.positions
         for name, ss in self.stacks:
             d[name] = ss.to_dict()
         return d

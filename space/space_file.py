@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from space.arch import ATTENTION_TYPES, KINDS, PRECISIONS, ArchError
+from space.arch import ATTENTION_TYPES, KINDS, POSITIONS, PRECISIONS, ArchError
 from space.cost import Workload
 from space.files import check_keys, named_config, read_yaml
 from space.space import SearchSpace, StackSpace
 
-_TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "tokenizer", "precision", "workload",
-             "encoder", "decoder")
+_TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "tokenizer", "precision", "positions",
+             "workload", "encoder", "decoder")
 _STACK_KEYS = ("embed", "depth", "heads", "kv_heads", "ffn", "ffn_ratio", "attention", "cross_layers", "cross_heads")
 
 
@@ -34,7 +34,7 @@ def _ints(d: dict, key: str, where: str, required: bool = True, numbers: type = 
     return tuple(values)
 
 
-def _stack_space(d: Any, where: str, causal: bool, cross: bool, max_len: int) -> StackSpace:
+def _stack_space(d: Any, where: str, causal: bool, cross: bool, max_len: int, rope: bool = False) -> StackSpace:
     d = _keys(d, where, _STACK_KEYS)
     if ("ffn" in d) == ("ffn_ratio" in d):
         raise ArchError(f"{where}: give exactly one of 'ffn' (widths) or 'ffn_ratio' (ratios of embed)")
@@ -47,6 +47,9 @@ def _stack_space(d: Any, where: str, causal: bool, cross: bool, max_len: int) ->
         if causal and not spec.causal:
             ok = ", ".join(n for n, s in ATTENTION_TYPES.items() if s.causal)
             raise ArchError(f"{where}.attention.{kind}: cannot run in a causal (decoder) stack; allowed: {ok}")
+        if rope and not spec.rope:
+            ok = ", ".join(n for n, s in ATTENTION_TYPES.items() if s.rope)
+            raise ArchError(f"{where}.attention.{kind}: takes no rotary positions (positions: rope); allowed: {ok}")
         params = _keys(params or {}, f"{where}.attention.{kind}", (spec.param,) if spec.param else ())
         values = _ints(params, spec.param, f"{where}.attention.{kind}") if spec.param else None
         if spec.param == "proj_len" and max(values) > max_len:
@@ -83,6 +86,9 @@ def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
         _ints(d, key, where)
         if isinstance(d[key], list):
             raise ArchError(f"{where}.{key} is fixed for a space: give one number, not a list")
+    positions = d.get("positions", "learned")
+    if positions not in POSITIONS:
+        raise ArchError(f"{where}.positions={positions!r}; allowed: {', '.join(POSITIONS)}")
     stacks = {}
     wanted = {"decoder": ("decoder",), "encoder": ("encoder",), "encoder-decoder": ("encoder", "decoder")}[kind]
     for name in ("encoder", "decoder"):
@@ -92,7 +98,8 @@ def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
             if name not in d:
                 raise ArchError(f"{where}: a {kind} space needs a {name!r} section")
             stacks[name] = _stack_space(d[name], f"{where}.{name}", causal=name == "decoder",
-                                        cross=name == "decoder" and kind == "encoder-decoder", max_len=d["max_len"])
+                                        cross=name == "decoder" and kind == "encoder-decoder", max_len=d["max_len"],
+                                        rope=positions == "rope")
     if kind == "encoder-decoder" and min(stacks["decoder"].cross_layers) > min(stacks["encoder"].depth):
         raise ArchError(f"{where}.decoder.cross_layers: every choice exceeds the smallest encoder depth")
     workload = Workload.from_dict(d.get("workload", {}), f"{where}.workload")
@@ -107,7 +114,7 @@ def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
         raise ArchError(f"{where}.tokenizer={tokenizer!r}: write bytes, bpe, bpe:N or the path of a tokenizer.json")
     return SearchSpace(name=str(d["name"]), kind=kind, head_dim=d["head_dim"], vocab_size=d["vocab_size"],
                        max_len=d["max_len"], workload=workload, description=str(d.get("description", "")),
-                       tokenizer_spec=tokenizer, precision=tuple(precision), **stacks)
+                       tokenizer_spec=tokenizer, precision=tuple(precision), positions=positions, **stacks)
 
 
 def builtin_spaces() -> list[str]:

@@ -4,9 +4,15 @@ Both the SuperTransformer (weights = views sliced from its largest tensors) and 
 SubTransformer (weights = its own parameters) call these functions, so an extracted model computes
 exactly what the supernet computes for that arch.
 
-Weights of a stack: {"tok.weight", "pos.weight", "ln_f.weight", "ln_f.bias", "layers": [block, ...]}
+Weights of a stack: {"tok.weight", "pos.weight" (learned positions only), "ln_f.weight", "ln_f.bias",
+"layers": [block, ...]}
 where a block is a flat dict named like the SubTransformer's parameters ("q.weight", "fc1.bias",
 "linformer.E", ...). Blocks are pre-LN: x + Attn(LN(x)) [+ CrossAttn(LN(x), memory)] + FFN(LN(x)).
+
+Positions: a learned table added to the token embeddings, or (an arch's `positions: rope`) rotary
+embeddings: each self-attention kernel that takes them rotates its queries and keys by their absolute
+positions (`rope_tables`, `rotate`), so a cache holds rotated keys and decoding continues exactly.
+Cross-attention takes no positions (the encoder's own layers placed them).
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 
 from space.arch import Arch, Layer
 from supernet.attention import get_kernel
+from supernet.attention.rope import Rope, rope_tables
 
 Block = dict[str, torch.Tensor]
 
@@ -57,19 +64,21 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
 
 def block_forward(x: torch.Tensor, w: Block, layer: Layer, head_dim: int, causal: bool, *,
                   keep: torch.Tensor | None = None, memory: torch.Tensor | None = None,
-                  memory_keep: torch.Tensor | None = None, state: dict[str, Any] | None = None) -> torch.Tensor:
+                  memory_keep: torch.Tensor | None = None, state: dict[str, Any] | None = None,
+                  rope: Rope | None = None) -> torch.Tensor:
     """One block over x (B, T, d). With `state` (a dict, possibly empty) the self-attention runs
-    incrementally and the state is updated in place."""
+    incrementally and the state is updated in place; `rope`: rotary positions of these tokens."""
     kernel = get_kernel(layer.attn)
     extra = {n.split(".", 1)[1]: t for n, t in w.items() if n.startswith(f"{layer.attn}.")}
     a = _ln(x, w, "ln1")
     q = _heads(_lin(a, w, "q"), layer.heads, head_dim)  # (B, h, T, hd)
     k = _heads(_lin(a, w, "k"), layer.kv_heads, head_dim)  # (B, kv, T, hd)
     v = _heads(_lin(a, w, "v"), layer.kv_heads, head_dim)
+    at = {} if rope is None else {"rope": rope}  # a kernel of a type without rotary positions never sees one
     if state is not None:
-        out, state["self"] = kernel.step(q, k, v, extra, layer, state.get("self"))
+        out, state["self"] = kernel.step(q, k, v, extra, layer, state.get("self"), **at)
     else:
-        out = kernel.attend(q, k, v, extra, layer, causal, keep)
+        out = kernel.attend(q, k, v, extra, layer, causal, keep, **at)
     x = x + _lin(_merge(out), w, "o")
     if layer.cross_layers is not None:
         c = _ln(x, w, "lnx")
@@ -88,17 +97,24 @@ def block_forward(x: torch.Tensor, w: Block, layer: Layer, head_dim: int, causal
 
 
 def embed(tokens: torch.Tensor, w: dict[str, Any], start: int = 0) -> torch.Tensor:
-    t = tokens.shape[1]
-    return F.embedding(tokens, w["tok.weight"]) + w["pos.weight"][start:start + t]
+    x = F.embedding(tokens, w["tok.weight"])
+    if "pos.weight" not in w:  # rotary positions: the attention places the tokens
+        return x
+    return x + w["pos.weight"][start:start + tokens.shape[1]]
+
+
+def _rope(arch: Arch, start: int, t: int, like: torch.Tensor) -> Rope | None:
+    return rope_tables(start, t, arch.head_dim, like.device) if arch.positions == "rope" else None
 
 
 def encode(arch: Arch, weights: dict[str, Any], src: torch.Tensor, keep: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Encoder outputs after each layer, each through the final LayerNorm (what cross-attention reads)."""
     w = weights["encoder"]
     x = embed(src, w)
+    rope = _rope(arch, 0, src.shape[1], x)
     outs = []
     for layer, block in zip(arch.encoder.layers, w["layers"]):
-        x = block_forward(x, block, layer, arch.head_dim, causal=False, keep=keep)
+        x = block_forward(x, block, layer, arch.head_dim, causal=False, keep=keep, rope=rope)
         outs.append(x)
     return [F.layer_norm(o, (o.shape[-1],), w["ln_f.weight"], w["ln_f.bias"]) for o in outs]
 
@@ -142,11 +158,12 @@ def forward(arch: Arch, weights: dict[str, Any], tokens: torch.Tensor, *, src: t
                 cache.memory, cache.memory_keep = mem, mkeep
     start = 0 if cache is None else cache.pos
     x = embed(tokens, w, start)
+    rope = _rope(arch, start, tokens.shape[1], x)
     recompute = checkpoint and cache is None and torch.is_grad_enabled()
     for i, (layer, block) in enumerate(zip(stack.layers, w["layers"])):
         k = layer.cross_layers
         kw = dict(keep=keep, memory=mem[k] if k else None, memory_keep=mkeep[k] if k else None,
-                  state=None if cache is None else cache.layers.setdefault(i, {}))
+                  state=None if cache is None else cache.layers.setdefault(i, {}), rope=rope)
         if recompute:
             from torch.utils.checkpoint import checkpoint as recomputed
             x = recomputed(block_forward, x, block, layer, arch.head_dim, causal, use_reentrant=False, **kw)

@@ -59,7 +59,8 @@ class SuperTransformer(nn.Module):
                      if adapters else None)
             blocks = [BlockParams(d, max(ss.heads) * hd, kvh * hd, _max_ffn(ss), extras, cross, adapt)
                       for _ in range(max(ss.depth))]
-            self.add_module(name, StackParams(space.vocab_size, space.max_len, d, blocks, tok=shared is None))
+            self.add_module(name, StackParams(space.vocab_size, space.max_len, d, blocks, tok=shared is None,
+                                              learned_positions=space.positions == "learned"))
         if init:  # init=False: shapes only (e.g. on the meta device, to count parameters)
             self.reset_parameters(seed)
         self._checked: set[str] = set()
@@ -76,8 +77,9 @@ class SuperTransformer(nn.Module):
         params: StackParams = getattr(self, name)
         d, hd = stack.embed, self.space.head_dim
         tok = self.embed if hasattr(self, "embed") else params.tok
-        w: dict[str, Any] = {"tok.weight": tok.weight[:, :d], "pos.weight": params.pos.weight[:, :d],
-                             **_norm(params.ln_f, d, "ln_f")}
+        w: dict[str, Any] = {"tok.weight": tok.weight[:, :d], **_norm(params.ln_f, d, "ln_f")}
+        if hasattr(params, "pos"):  # learned positions
+            w["pos.weight"] = params.pos.weight[:, :d]
         blocks = []
         for layer, bp in zip(stack.layers, params.layers):
             qw, kvw = layer.heads * hd, layer.kv_heads * hd

@@ -37,13 +37,16 @@ class BlockParams(nn.Module):
 
 
 class StackParams(nn.Module):
-    def __init__(self, vocab: int, max_len: int, d: int, blocks: list[BlockParams], tok: bool = True) -> None:
+    def __init__(self, vocab: int, max_len: int, d: int, blocks: list[BlockParams], tok: bool = True,
+                 learned_positions: bool = True) -> None:
         """`tok=False`: the stack reads its token embedding from a table shared with another stack
-        (encoder-decoder models: one vocabulary, one table)."""
+        (encoder-decoder models: one vocabulary, one table); `learned_positions=False`: no position
+        table (rotary positions, functional.rotate)."""
         super().__init__()
         if tok:
             self.tok = nn.Embedding(vocab, d)
-        self.pos = nn.Embedding(max_len, d)
+        if learned_positions:
+            self.pos = nn.Embedding(max_len, d)
         self.layers = nn.ModuleList(blocks)
         self.ln_f = nn.LayerNorm(d)
 
@@ -61,7 +64,8 @@ def init_stack(stack: StackParams, depth: int, generator: torch.Generator) -> No
     with torch.no_grad():
         if hasattr(stack, "tok"):
             stack.tok.weight.normal_(0.0, 0.02, generator=generator)
-        stack.pos.weight.normal_(0.0, 0.01, generator=generator)
+        if hasattr(stack, "pos"):
+            stack.pos.weight.normal_(0.0, 0.01, generator=generator)
         for block in stack.layers:
             for name, m in block.named_children():
                 if isinstance(m, nn.Linear):

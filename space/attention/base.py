@@ -24,6 +24,7 @@ class AttentionType:
     name: ClassVar[str]
     causal: ClassVar[bool]  # can run in a causal (decoder) stack
     param: ClassVar[str | None] = None  # the Layer field that parameterises it, if any
+    rope: ClassVar[bool] = False  # takes rotary positions (an arch's `positions: rope`: supernet/attention/rope.py)
     summary: ClassVar[str]
 
     def extra_shapes(self, heads: int, head_dim: int, max_len: int, param: int | None) -> dict[str, tuple[int, ...]]:
@@ -46,12 +47,20 @@ class AttentionType:
         from supernet/attention/<type>.py; tests/test_cost.py checks them against real dispatches."""
         raise NotImplementedError
 
+    def rope_ops(self, layer: "Layer", q: int, mode: str, causal: bool) -> int:
+        """Tensor operations its kernel adds per pass to rotate queries and keys (positions: rope)."""
+        return 2 * ROTATE_OPS
+
     def train_values(self, layer: "Layer", seq: int, batch: int) -> int:
         """Activation values training keeps for backward beyond the shared ones (scores, ...)."""
         return 0
 
     def describe(self) -> str:
         return self.summary
+
+
+ROTATE_OPS = 9  # one rotation (supernet/attention/rope.py `rotate`): two slices, a negation, a cat, two casts' muls, an add
+ROPE_TABLE_OPS = 9  # the cos and sin tables of a stack's pass (`rope_tables`), where a learned table costs 2 (slice, add)
 
 
 # The order of registration is the order of one-hot features in every encoding: append, never reorder.

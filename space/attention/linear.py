@@ -11,6 +11,12 @@ _CHUNK_OPS = 22  # ops per chunk of the causal kernel
 class Linear(AttentionType):
     name, causal, param = "linear", True, None
     summary = "kernelized linear attention, O(n d^2); recurrent state"
+    rope = True
+
+    def rope_ops(self, layer, q, mode, causal):
+        # the rotations, and per chunk of a causal pass the rotated scores (two slices, a transpose,
+        # a product, tril) beside the plain ones
+        return super().rope_ops(layer, q, mode, causal) + (5 * -(-q // CHUNK) if causal else 0)
 
     def mixing(self, layer, head_dim, start, q, causal):
         h, kv, hd = layer.heads, layer.kv_heads, head_dim

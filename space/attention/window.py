@@ -32,6 +32,7 @@ def window_pairs(window: int, start: int, q: int, total: int, causal: bool) -> i
 class Window(AttentionType):
     name, causal, param = "window", True, "window"
     summary = "sliding-window softmax, O(n w d); bounded cache"
+    rope = True
 
     def mixing(self, layer, head_dim, start, q, causal):
         total = start + q

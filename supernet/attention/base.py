@@ -55,12 +55,14 @@ class Kernel(ABC):
     @abstractmethod
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra: dict[str, torch.Tensor],
                layer: Layer, causal: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention over a whole sequence (training, evaluation, encoders)."""
+        """Attention over a whole sequence (training, evaluation, encoders). A type that takes rotary
+        positions (its unit's `rope`) also takes `rope=(cos, sin)` of the tokens (attention/rope.py)."""
 
     def step(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra: dict[str, torch.Tensor],
              layer: Layer, state: State | None) -> tuple[torch.Tensor, State]:
         """Causal attention for new tokens given the state left by earlier calls (None at the start):
-        a prompt's prefill and each decode step. Must equal `attend(causal=True)` on the whole."""
+        a prompt's prefill and each decode step. Must equal `attend(causal=True)` on the whole
+        (with `rope`: the new tokens' positions, after those the state holds)."""
         raise NotImplementedError(f"attention type {self.name!r} cannot decode incrementally (not causal)")
 
 

@@ -5,7 +5,12 @@ Causal: the same sums taken as prefixes, computed chunk by chunk (exact within a
 
 Grouped-query: the state phi(K)^T V belongs to a K/V head, and the heads//kv query heads of its
 group all read the same one, so the state (and the work of building it) shrinks with kv_heads:
-queries are shaped (B, kv, g, T, hd) against (B, kv, 1, ...) keys and states."""
+queries are shaped (B, kv, g, T, hd) against (B, kv, 1, ...) keys and states.
+
+Rotary positions (RoFormer, Su et al. 2021, section 3.3): the feature-mapped queries and keys are
+rotated in the numerator only, sum_j (R_i phi(q_i)) . (R_j phi(k_j)) v_j / sum_j phi(q_i) . phi(k_j), so
+the normaliser stays positive; the state carries the rotated keys' sum of outer products beside the
+plain keys' sum."""
 from __future__ import annotations
 
 import torch
@@ -13,6 +18,7 @@ import torch.nn.functional as F
 
 from space.attention.linear import CHUNK  # within a chunk a small (C x C) masked product; a state carries the rest
 from supernet.attention.base import Kernel, register
+from supernet.attention.rope import rotate
 
 EPS = 1e-6
 
@@ -27,17 +33,23 @@ def _grouped(q: torch.Tensor, kv: int) -> torch.Tensor:
     return q.view(b, kv, h // kv, t, hd)
 
 
-def causal_linear(q, k, v, s, z):
+def causal_linear(q, k, v, s, z, qr=None, kr=None):
     """q (B, kv, g, T, hd), k (B, kv, 1, T, hd) phi-mapped; v (B, kv, 1, T, hd); state s
-    (B, kv, 1, hd, hd), z (B, kv, 1, hd). Returns (out (B, kv, g, T, hd), s, z)."""
+    (B, kv, 1, hd, hd), z (B, kv, 1, hd). Returns (out (B, kv, g, T, hd), s, z). With `qr`, `kr`
+    (the rotated q and k), the numerator and the state `s` use them, the normaliser q and k."""
+    rotated = qr is not None
+    qr, kr = (qr, kr) if rotated else (q, k)
     outs = []
     for start in range(0, q.shape[3], CHUNK):
-        qc, kc, vc = q[..., start:start + CHUNK, :], k[..., start:start + CHUNK, :], v[..., start:start + CHUNK, :]
+        cut = slice(start, start + CHUNK)
+        qc, kc, vc = q[..., cut, :], k[..., cut, :], v[..., cut, :]
+        rq, rk = (qr[..., cut, :], kr[..., cut, :]) if rotated else (qc, kc)
         scores = (qc @ kc.transpose(-1, -2)).tril()  # (B, kv, g, C, C): keys up to the query, in this chunk
-        num = scores @ vc + qc @ s
+        turned = (rq @ rk.transpose(-1, -2)).tril() if rotated else scores
+        num = turned @ vc + rq @ s
         den = scores.sum(-1) + (qc * z[..., None, :]).sum(-1)
         outs.append(num / (den[..., None] + EPS))
-        s = s + kc.transpose(-1, -2) @ vc
+        s = s + rk.transpose(-1, -2) @ vc
         z = z + kc.sum(-2)
     return torch.cat(outs, dim=3), s, z
 
@@ -46,18 +58,20 @@ def causal_linear(q, k, v, s, z):
 class Linear(Kernel):
     name = "linear"
 
-    def attend(self, q, k, v, extra, layer, causal, keep=None):
+    def attend(self, q, k, v, extra, layer, causal, keep=None, rope=None):
         b, h, t, hd = q.shape
         kv = k.shape[1]
         qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]  # (B, kv, g|1, T, hd)
+        qr, kr = (rotate(qg, rope), rotate(kg, rope)) if rope is not None else (None, None)
         if causal:
-            out, _, _ = causal_linear(qg, kg, vg, q.new_zeros(b, kv, 1, hd, hd), q.new_zeros(b, kv, 1, hd))
+            out, _, _ = causal_linear(qg, kg, vg, q.new_zeros(b, kv, 1, hd, hd), q.new_zeros(b, kv, 1, hd), qr, kr)
             return out.reshape(b, h, t, hd)
         if keep is not None:  # padding keys contribute nothing to the sums
             kg = kg * keep[:, None, None, :, None]
-        s = kg.transpose(-1, -2) @ vg  # (B, kv, 1, hd, hd): one state per K/V head
+            kr = None if kr is None else kr * keep[:, None, None, :, None]
+        s = (kg if kr is None else kr).transpose(-1, -2) @ vg  # (B, kv, 1, hd, hd): one state per K/V head
         z = kg.sum(-2)  # (B, kv, 1, hd)
-        out = (qg @ s) / ((qg * z[..., None, :]).sum(-1, keepdim=True) + EPS)
+        out = ((qg if qr is None else qr) @ s) / ((qg * z[..., None, :]).sum(-1, keepdim=True) + EPS)
         return out.reshape(b, h, t, hd)
 
     # Linear attention reads the shared Q/K through phi, a very different function of them from the
@@ -81,11 +95,12 @@ class Linear(Kernel):
             out[f"{name}.bias"] = (b + (m @ b[..., None])[..., 0] + c).reshape(-1)
         return out
 
-    def step(self, q, k, v, extra, layer, state):
+    def step(self, q, k, v, extra, layer, state, rope=None):
         b, h, t, hd = q.shape
         kv = k.shape[1]
         qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]
+        qr, kr = (rotate(qg, rope), rotate(kg, rope)) if rope is not None else (None, None)
         if state is None:
             state = {"s": q.new_zeros(b, kv, 1, hd, hd), "z": q.new_zeros(b, kv, 1, hd)}
-        out, s, z = causal_linear(qg, kg, vg, state["s"], state["z"])
+        out, s, z = causal_linear(qg, kg, vg, state["s"], state["z"], qr, kr)
         return out.reshape(b, h, t, hd), {"s": s, "z": z}

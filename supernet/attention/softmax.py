@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from supernet.attention.base import Kernel, State, register
+from supernet.attention.rope import Rope, rotate
 
 
 def positions_mask(q_start: int, t: int, k_start: int, s: int, window: int | None, device) -> torch.Tensor:
@@ -26,7 +27,9 @@ class Softmax(Kernel):
         """None: every earlier key; the sliding-window subclass narrows it to the last w."""
         return None
 
-    def attend(self, q, k, v, extra, layer, causal, keep=None):
+    def attend(self, q, k, v, extra, layer, causal, keep=None, rope: Rope | None = None):
+        if rope is not None:
+            q, k = rotate(q, rope), rotate(k, rope)
         mask = None if keep is None else keep[:, None, None, :]  # (B, 1, 1, S)
         if causal:
             if self._window(layer) is None and mask is None:
@@ -43,7 +46,9 @@ class Softmax(Kernel):
             mask = mask | torch.eye(q.shape[2], dtype=torch.bool, device=q.device)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
 
-    def step(self, q, k, v, extra, layer, state: State | None):
+    def step(self, q, k, v, extra, layer, state: State | None, rope: Rope | None = None):
+        if rope is not None:  # the cache holds rotated keys: a key's rotation is its position's for good
+            q, k = rotate(q, rope), rotate(k, rope)
         seen = 0 if state is None else state["seen"]  # tokens before this call
         if state is not None:
             k = torch.cat([state["k"], k], dim=2)

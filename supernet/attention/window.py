@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from space.attention.window import window_block as block_size, window_blocked as uses_blocks
 from supernet.attention.base import expand_kv, register
+from supernet.attention.rope import rotate
 from supernet.attention.softmax import Softmax, positions_mask
 
 
@@ -57,15 +58,19 @@ class Window(Softmax):
     def _window(self, layer) -> int:
         return layer.window
 
-    def attend(self, q, k, v, extra, layer, causal, keep=None):
+    def attend(self, q, k, v, extra, layer, causal, keep=None, rope=None):
         if not uses_blocks(q.shape[2], layer.window):
-            return super().attend(q, k, v, extra, layer, causal, keep)
+            return super().attend(q, k, v, extra, layer, causal, keep, rope=rope)
+        if rope is not None:
+            q, k = rotate(q, rope), rotate(k, rope)
         h = q.shape[1]
         return banded(q, expand_kv(k, h), expand_kv(v, h), layer.window, causal, keep)
 
-    def step(self, q, k, v, extra, layer, state):
+    def step(self, q, k, v, extra, layer, state, rope=None):
         if state is not None or not uses_blocks(q.shape[2], layer.window):
-            return super().step(q, k, v, extra, layer, state)
+            return super().step(q, k, v, extra, layer, state, rope=rope)
+        if rope is not None:
+            q, k = rotate(q, rope), rotate(k, rope)
         # a long prompt's prefill: blocked, then the bounded cache of its last window - 1 keys
         h = q.shape[1]
         out = banded(q, expand_kv(k, h), expand_kv(v, h), layer.window, causal=True)
