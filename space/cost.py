@@ -235,11 +235,17 @@ def analytic_cost(arch: Arch, workload: Workload | None = None, dtype_bytes: int
     return _analytic_cost(arch, workload or Workload(), dtype_bytes)
 
 
+def positions_needed(kind: str, w: Workload) -> int:
+    """The context a model of `kind` needs for workload `w`: a decoder holds prompt and generated
+    tokens, an encoder(-decoder) the source (and, decoding, at most max_len target tokens)."""
+    return w.seq_len + w.gen_tokens if kind == "decoder" else max(w.seq_len, w.gen_tokens)
+
+
 @functools.lru_cache(maxsize=1 << 15)
 def _analytic_cost(arch: Arch, w: Workload, dtype_bytes: int | None) -> Cost:
     n, b, db = w.seq_len, w.batch, dtype_bytes or activation_bytes(arch.precision)
-    if n > arch.max_len or (arch.kind == "decoder" and n + w.gen_tokens > arch.max_len):
-        raise ArchError(f"workload {w} needs {n + (w.gen_tokens if arch.kind == 'decoder' else 0)} positions "
+    if positions_needed(arch.kind, w) > arch.max_len:
+        raise ArchError(f"workload {w} needs {positions_needed(arch.kind, w)} positions "
                         f"but the model has max_len={arch.max_len}")
     if w.gen_tokens and arch.kind == "encoder":
         raise ArchError("workload: an encoder-only model does not generate; set gen=0")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from space import Arch, SearchSpace, Workload, load_archs, load_space
+from space.errors import UserError
 
 
 def as_space(space: str | Path | SearchSpace) -> SearchSpace:
@@ -27,4 +28,10 @@ def as_hardware(hardware: Any):
 def as_workload(workload: str | Workload | None, space: SearchSpace) -> Workload:
     if workload is None:
         return space.workload
-    return workload if isinstance(workload, Workload) else Workload.parse(workload, base=space.workload)
+    w = workload if isinstance(workload, Workload) else Workload.parse(workload, base=space.workload)
+    from space.cost import positions_needed
+    need = positions_needed(space.kind, w)
+    if need > space.max_len:
+        raise UserError(f"--workload {w}: needs a context of {need} tokens, but space {space.name} holds "
+                        f"{space.max_len} (its max_len); give a shorter workload or a space with a longer context")
+    return w
