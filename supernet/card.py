@@ -66,7 +66,7 @@ class OnnxSummary(_Sub):
 @dataclass(frozen=True)
 class ModelCard(Record):
     FORMAT = "hwnas-subtransformer"
-    VERSION = 3  # version 1 (hwnas 0.1) kept an untyped "meta" mapping; 3: `loss_tokens`
+    VERSION = 4  # version 1 (hwnas 0.1) kept an untyped "meta" mapping; 3: `loss_tokens`; 4: `memory_*`
     WHAT = "exported model config"
     HINT = "export the model again with `nas export`"
 
@@ -88,6 +88,8 @@ class ModelCard(Record):
     confidence: float | None = None  # ... at this confidence
     latency_source: str | None = None  # measured | calibrated | analytic
     latency_budget_s: float | None = None
+    memory_bytes: int | None = None  # peak inference memory for the workload (space.memory) ...
+    memory_budget_bytes: int | None = None  # ... and the budget it was searched within, if any
     retrain: RetrainSummary | None = None  # what `nas retrain` measured
     onnx: OnnxSummary | None = None  # the ONNX graph beside it
 
@@ -101,8 +103,8 @@ class ModelCard(Record):
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
-        if version == 2:
-            return body  # lacks only `loss_tokens`
+        if version in (2, 3):
+            return body  # lacks only `loss_tokens` and `memory_*`
         return super()._upgrade(body, version, where)
 
     @property
@@ -142,6 +144,11 @@ def render(card: ModelCard) -> str:
         lines.append(f"- predicted latency on {card.hardware}: {card.latency_s * 1e3:.3f} ms{bound} "
                      f"({card.latency_source} predictor); budget {card.latency_budget_s * 1e3:g} ms"
                      + (f", {card.budget_used:.0%} of it used" if card.budget_used is not None else ""))
+    if card.memory_bytes is not None:
+        budget = (f" (budget {card.memory_budget_bytes / 1e6:.3g} MB, {card.memory_bytes / card.memory_budget_bytes:.0%} "
+                  "used)" if card.memory_budget_bytes else "")
+        lines.append(f"- inference memory under workload {w}: {card.memory_bytes / 1e6:.3g} MB (weights, decode "
+                     f"state, activations){budget}")
     if card.loss is not None:
         on = f" on {card.loss_tokens:,} tokens" if card.loss_tokens else ""
         lines.append(f"- validation loss with inherited supernet weights: {card.loss:.4f} nats/token{on} "

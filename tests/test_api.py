@@ -265,6 +265,8 @@ BAD_SEARCH = [
     (["--workload", "len=9000"], "holds 256 (its max_len)"),
     (["--workload", "batch=1,len=2048,gen=128"], "needs a context of 2176 tokens, but space lm-shakespeare holds 256"),
     (["--workload", "speed=3"], "cannot read 'speed=3'"),
+    (["--memory-budget", "8"], "has no unit"),
+    (["--memory-budget", "1kB"], "raise --memory-budget"),
     (["--strategy", "random", "--population", "8"], "--population does not apply"),
     (["--ray-address", "127.0.0.1:1"], "nothing answers there"),
     (["--ray-address", "nowhere"], "HOST:PORT"),

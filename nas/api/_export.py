@@ -10,6 +10,7 @@ from nas.api.progress import Progress, as_progress
 from nas.api._common import as_archs
 from nas.search.budget import Budget
 from space import Arch, Workload
+from space.memory import inference_memory
 from space.files import atomic_write_json
 from space.errors import UserError
 from latency.protocol import BACKENDS
@@ -48,7 +49,8 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
                       loss_tokens=int(tokens) if tokens is not None and tokens == tokens else None,
                       workload=rec.workload, latency_s=float(row["latency_s"]), latency_bound_s=float(bound_of(row)),
                       confidence=rec.confidence, latency_source=rec.latency_source,
-                      latency_budget_s=rec.latency_budget_s)
+                      latency_budget_s=rec.latency_budget_s, memory_budget_bytes=rec.memory_budget_bytes,
+                      memory_bytes=inference_memory(chosen, rec.workload).total)
     elif supernet is not None and arch is not None:
         archs = as_archs(arch)
         if len(archs) != 1:

@@ -18,7 +18,7 @@ from nas.api._common import as_hardware, as_space, as_workload
 from nas.api._latency import latency_function
 from nas.api._supernet import SupernetChoice, choose_supernet, prepare_supernet, supernet_evaluator
 from nas.api.progress import Progress, as_progress
-from nas.search.budget import Budget
+from nas.search.budget import Budget, MemoryBudget
 from space import Arch, SearchSpace, Workload
 from space.errors import UserError
 from space.options import check_int, flag
@@ -78,6 +78,12 @@ class SearchPlan:
     full_space: SearchSpace | None = None  # the space before restricting it to the device's precisions
     reuse: bool = True  # never re-score an arch of earlier searches with this supernet; their best join the answer
     fidelity: "Fidelity | None" = None  # validation batches per stage (cheap, hurdle, final)
+    memory_budget: MemoryBudget | None = None  # the second budget: peak inference memory for the workload
+
+    def memory(self, archs: list[Arch]) -> list[int]:
+        """Peak inference memory (bytes) of each arch for the plan's workload (space.memory)."""
+        from space.memory import inference_memory
+        return [inference_memory(a, self.workload).total for a in archs]
 
     @property
     def budget_s(self) -> float:
@@ -134,6 +140,7 @@ class SearchRequest:
     confidence: float = DEFAULT_CONFIDENCE
     calibrate: bool = True
     reuse: bool = True
+    memory_budget: "str | int | MemoryBudget | None" = None  # "8MB", bytes: a second budget (space.memory)
 
 
 def as_request(hardware: Any, budget: Any = None, **fields: Any) -> SearchRequest:
@@ -181,7 +188,8 @@ def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
     run_dir = Path(r.out) if r.out else default_run_dir(hw.name, budget.text, r.strategy, r.seed)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a folder")
-    recorded = check_resumable(run_dir, run_settings(space, r.strategy, r.seed, budget_s, opts, fidelity))
+    memory_budget = MemoryBudget.of(r.memory_budget) if r.memory_budget is not None else None
+    recorded = check_resumable(run_dir, run_settings(space, r.strategy, r.seed, budget_s, opts, fidelity, memory_budget))
     choice = choose_supernet(full, r.supernet)
     if recorded and (run_dir / "run.json").is_file():
         from nas.search.report import read_run
@@ -195,13 +203,15 @@ def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
         # about a second; a supernet still to be trained recalibrates after it.
         from latency.model import calibrate as calibrate_now
         calibrate_now(model)
-    check_reachable(space, bound, budget_s, r.seed, hardware=hw.name,
-                    what="predicted latency" if r.confidence == 0.5 else
-                    f"predicted latency (its upper bound at {r.confidence:.0%} confidence)")
-    return SearchPlan(hw, space, w, budget, r.strategy, opts, r.iterations, r.seed, r.eval_batches, r.workers,
+    plan = SearchPlan(hw, space, w, budget, r.strategy, opts, r.iterations, r.seed, r.eval_batches, r.workers,
                       r.ray_address, run_dir, choice, latency, model.source, recorded,
                       dev, prec, r.confidence, bound, model, r.calibrate, full,
-                      bool(r.reuse), fidelity)
+                      bool(r.reuse), fidelity, memory_budget)
+    check_reachable(space, bound, budget_s, r.seed, hardware=hw.name,
+                    what="predicted latency" if r.confidence == 0.5 else
+                    f"predicted latency (its upper bound at {r.confidence:.0%} confidence)",
+                    memory=plan.memory, memory_budget=memory_budget)
+    return plan
 
 
 def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
@@ -273,14 +283,15 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                                 seed=plan.seed, options=plan.options, hardware=hw.name, bound=plan.bound,
                                 progress=lambda done, best: bar.update(done, f"best loss {best:.4f}" if best else ""),
                                 known=known, fidelity=fidelity, tokens=tokens,
-                                reachable=not recalibrated)  # plan_search checked these predictions
+                                reachable=not recalibrated,  # plan_search checked these predictions
+                                memory=plan.memory, memory_budget=plan.memory_budget)
     finally:
         close()
     reused = sum(t["strategy"] == REUSED for t in result.trials)
     if reused:
         notes.append(f"{reused} archs within the budget that earlier searches scored with this supernet joined "
                      f"the ranking (strategy `{REUSED}` in trials.csv); --no-reuse leaves them out")
-    ranking = tuple(feasible(result.trials, plan.budget))
+    ranking = tuple(feasible(result.trials, plan.budget, plan.memory_budget))
     spread = analytic_spread(plan, result.trials, ranking) if plan.model.source == "analytic" else {}
     if spread:
         notes.append(spread["note"])
@@ -290,7 +301,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                        iterations=plan.iterations, supernet=str(Path(folder).resolve()), eval_batches=plan.eval_batches,
                        options=plan.options, confidence=plan.confidence, calibration=dict(plan.model.calibration),
                        analytic_range=spread, reused=reused,
-                       fidelity=fidelity.to_dict() if fidelity is not None else {})
+                       fidelity=fidelity.to_dict() if fidelity is not None else {},
+                       memory_budget_bytes=plan.memory_budget.bytes if plan.memory_budget is not None else None)
     record = write_run(plan.run_dir, result.trials, record)
     return SearchOutcome(plan.run_dir, record, result.trials, ranking, tuple(notes))
 

@@ -12,6 +12,7 @@ from nas.cli._common import PROGRESS, console, device_options, stdout_console
 from nas.api import (DEFAULT_CONFIDENCE, DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP,
                      DEFAULT_HURDLE_BATCHES, DEFAULT_ITERATIONS)
 from nas.search import REUSED, STRATEGIES
+from nas.search.budget import format_bytes
 from space import Arch, analytic_cost
 from space.display import arch_summary, human
 from space.errors import UserError
@@ -20,6 +21,9 @@ from space.errors import UserError
 @click.command("search")
 @click.option("--hardware", "hw_name", required=True, metavar="NAME|PATH", help="Target hardware profile.")
 @click.option("--latency-budget", "budget", required=True, metavar="TIME", help="e.g. 20ms, 0.02s, 1.5s.")
+@click.option("--memory-budget", default=None, metavar="SIZE",
+              help="A second budget: peak inference memory for the workload (weights at their precision, decode "
+                   "cache or state, activations), e.g. 8MB, 512KiB.")
 @click.option("--space", "space_name", default="lm-shakespeare", show_default=True, metavar="NAME|PATH")
 @click.option("--supernet", "supernet_dir", default=None, type=click.Path(file_okay=False),
               help="Trained supernet (default: runs/supernet-SPACE, else the one shipped with hwnas, "
@@ -57,7 +61,7 @@ from space.errors import UserError
                    "best archs earlier searches scored within the budget compete for the answer; --no-reuse leaves "
                    "them out.")
 @device_options
-def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
+def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
                eval_batches, hurdle_batches, final_batches, final_top, workers, ray_address, out, confidence, calibrate,
                reuse, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
@@ -65,7 +69,8 @@ def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, 
                                 iterations=iterations, population=population, seed=seed, workload=workload,
                                 eval_batches=eval_batches, hurdle_batches=hurdle_batches, final_batches=final_batches,
                                 final_top=final_top, workers=workers, ray_address=ray_address, out=out, device=device,
-                                precision=precision, confidence=confidence, calibrate=calibrate, reuse=reuse)
+                                precision=precision, confidence=confidence, calibrate=calibrate, reuse=reuse,
+                                memory_budget=memory_budget)
     plan = api.plan_search(request)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
@@ -73,11 +78,14 @@ def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, 
         console.print(f"note: {note}")
     best = outcome.best
     if best is None:
-        raise UserError(f"no evaluated arch met {budget}; raise --latency-budget or --iterations")
+        raise UserError(f"no evaluated arch met {budget}" + (f" and {plan.memory_budget}" if plan.memory_budget else "")
+                        + "; raise --latency-budget" + (" or --memory-budget" if plan.memory_budget else "")
+                        + " or --iterations")
     console.print(f"best within {budget}: {best['arch_id']} (validation loss {best['loss']:.4f}{_on(best)}, "
                   f"predicted {best['latency_s'] * 1e3:.2f} ms, at most {best['latency_bound_s'] * 1e3:.2f} ms at "
                   f"{plan.confidence:.0%} confidence, {plan.latency_source}: "
-                  f"{plan.budget.used(best['latency_bound_s']):.0%} of the budget); run folder {outcome.run_dir} "
+                  f"{plan.budget.used(best['latency_bound_s']):.0%} of the budget{_memory(best, plan)}); "
+                  f"run folder {outcome.run_dir} "
                   f"(trials.csv, best.yaml, pareto.csv, pareto.png, journal.log); export it with "
                   f"`nas export {outcome.run_dir} --out model/`, time it with `nas measure model/`")
 
@@ -85,17 +93,35 @@ def search_cmd(hw_name, budget, space_name, supernet_dir, strategy, iterations, 
 def _print_ranking(outcome, plan, top: int = 10) -> None:
     shown = outcome.ranking[:top]
     table = Table("rank", "arch", "val loss", "tokens", "ppl", f"predicted ({plan.latency_source})",
-                  f"bound ({plan.confidence:.0%})", "budget used", "params", "layout", box=None,
-                  title=f"top {len(shown)} of {len(outcome.trials)} trials within {plan.budget_s * 1e3:g} ms",
+                  f"bound ({plan.confidence:.0%})", "budget used", "memory", "params", "layout", box=None,
+                  title=f"top {len(shown)} of {len(outcome.trials)} trials within {plan.budget_s * 1e3:g} ms"
+                        + (f" and {plan.memory_budget}" if plan.memory_budget else ""),
                   title_justify="left")
     for i, t in enumerate(shown, 1):
         a = Arch.from_json(t["arch"])
         name = a.id + (" (reused)" if t["strategy"] == REUSED else "")
         table.add_row(str(i), name, f"{t['loss']:.4f}", _tokens(t), f"{math.exp(t['loss']):.2f}",
                       f"{t['latency_s'] * 1e3:.2f} ms", f"{t['latency_bound_s'] * 1e3:.2f} ms",
-                      f"{plan.budget.used(t['latency_bound_s']):.0%}", human(analytic_cost(a, plan.workload).params),
+                      f"{plan.budget.used(t['latency_bound_s']):.0%}", _bytes(t, plan),
+                      human(analytic_cost(a, plan.workload).params),
                       escape(arch_summary(a)))
     stdout_console().print(table)
+
+
+def _bytes(t, plan) -> str:
+    m = t.get("memory_bytes")
+    if not isinstance(m, (int, float)) or m != m:
+        return "-"
+    used = f" ({plan.memory_budget.used(m):.0%})" if plan.memory_budget else ""
+    return format_bytes(m) + used
+
+
+def _memory(t, plan) -> str:
+    m = t.get("memory_bytes")
+    if not isinstance(m, (int, float)) or m != m:
+        return ""
+    return f"; memory {format_bytes(m)}" + (f", {plan.memory_budget.used(m):.0%} of {plan.memory_budget}"
+                                            if plan.memory_budget else "")
 
 
 def _tokens(t) -> str:

@@ -74,3 +74,64 @@ class Budget:
 
     def __str__(self) -> str:
         return self.text
+
+
+# bytes per unit: decimal (kB, MB, GB as storage is sold) and binary (KiB, MiB, GiB as RAM is counted)
+_BYTE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_BYTE_EXAMPLES = "write e.g. 8MB, 512KiB or 1.5GB"
+
+
+def parse_bytes(text: str | int | float, what: str = "memory budget") -> int:
+    """`"8MB"` -> 8,000,000 and `"8MiB"` -> 8,388,608 (bytes). A bare number is refused."""
+    match = _NUMBER.match(str(text))
+    if match is None:
+        raise UserError(f"{what} {text!r}: not a size; {_BYTE_EXAMPLES}")
+    number, unit = match.groups()
+    if not unit:
+        raise UserError(f"{what} {text!r} has no unit: did you mean {number}MB? {_BYTE_EXAMPLES}")
+    if unit.lower() not in _BYTE_UNITS:
+        raise UserError(f"{what} {text!r}: unknown unit {unit!r}; use B, kB, MB, GB, KiB, MiB or GiB")
+    size = float(number) * _BYTE_UNITS[unit.lower()]
+    if not math.isfinite(size) or size < 1:
+        raise UserError(f"{what} {text!r} must be at least one byte; {_BYTE_EXAMPLES}")
+    return int(size)
+
+
+def format_bytes(n: float) -> str:
+    """3 significant digits in decimal units: 17039360 -> '17 MB'."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """A memory budget (bytes): the peak inference memory an arch may take for the workload
+    (space.memory: weights, decode state, activations)."""
+
+    bytes: int
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.bytes, bool) or not isinstance(self.bytes, int) or self.bytes < 1:
+            raise UserError(f"memory budget {self.bytes!r} must be a positive number of bytes")
+        if not self.text:
+            object.__setattr__(self, "text", format_bytes(self.bytes))
+
+    @classmethod
+    def of(cls, value: "MemoryBudget | str | int") -> "MemoryBudget":
+        if isinstance(value, MemoryBudget):
+            return value
+        if isinstance(value, str):
+            return cls(parse_bytes(value), value)
+        return cls(int(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else cls(value)
+
+    def admits(self, memory: float) -> bool:
+        return memory <= self.bytes
+
+    def used(self, memory: float) -> float:
+        return float(memory) / self.bytes
+
+    def __str__(self) -> str:
+        return self.text

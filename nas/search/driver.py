@@ -20,7 +20,7 @@ from space.options import check_int
 
 from nas.search import study as rec
 from nas.search.base import REUSED, InfeasibleBudget, make_searcher, resolve_options, strategy_class
-from nas.search.budget import Budget, format_duration
+from nas.search.budget import Budget, MemoryBudget, format_bytes, format_duration
 from nas.search.fidelity import Fidelity, Scorer, final_set, score_batch
 from nas.search.report import rank_key
 
@@ -47,17 +47,26 @@ class SearchResult:
 
 
 def check_reachable(space: SearchSpace, latency: Batch, budget_s: float, seed: int, samples: int = 300,
-                    hardware: str = "", what: str = "predicted latency") -> None:
-    """Fails fast, naming the smallest predicted latency, when no arch is predicted within budget."""
+                    hardware: str = "", what: str = "predicted latency", memory: Batch | None = None,
+                    memory_budget: "MemoryBudget | None" = None) -> None:
+    """Fails fast, naming the smallest predicted latency (or memory), when no arch is predicted
+    within the budget (and the memory budget)."""
     rng = make_rng(seed)
     archs = [space.smallest()] + [space.sample(rng) for _ in range(samples)]
     lats = latency(archs)
+    on = f" on {hardware}" if hardware else ""
     if min(lats) > budget_s:
         i = min(range(len(archs)), key=lats.__getitem__)
-        on = f" on {hardware}" if hardware else ""
         raise InfeasibleBudget(
             f"no arch of {space.name} is predicted within {format_duration(budget_s)}{on}: the smallest {what} "
             f"is {format_duration(lats[i])} (arch {archs[i].id}); raise --latency-budget")
+    if memory is not None and memory_budget is not None:
+        fits = [(m, a) for a, lat, m in zip(archs, lats, memory(archs)) if lat <= budget_s]
+        m, a = min(fits, key=lambda p: (p[0], p[1].id))
+        if not memory_budget.admits(m):
+            raise InfeasibleBudget(
+                f"no arch of {space.name} within {format_duration(budget_s)}{on} fits {memory_budget} of memory: the "
+                f"smallest such arch needs {format_bytes(m)} (arch {a.id}); raise --memory-budget")
 
 
 def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency: Batch, budget_s: float,
@@ -65,7 +74,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
                progress: Callable[[int, float | None], None] | None = None, hardware: str = "",
                bound: Batch | None = None, known: Sequence[tuple] | None = None,
                known_limit: int = KNOWN_LIMIT, fidelity: Fidelity | None = None,
-               tokens: Callable[[int], int] | None = None, reachable: bool = False) -> SearchResult:
+               tokens: Callable[[int], int] | None = None, reachable: bool = False,
+               memory: Batch | None = None, memory_budget: "MemoryBudget | int | str | None" = None) -> SearchResult:
     """Evaluates `iterations` archs within the latency budget (resuming `run_dir`).
 
     evaluate: archs -> validation losses (math.inf: failed), one call per batch; with `fidelity`,
@@ -78,6 +88,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     progress: called as progress(evaluated, best loss so far or None) after every batch.
     hardware: the device's name, for the message when no arch fits the budget.
     reachable: the caller checked already that an arch fits (`check_reachable` with these predictions).
+    memory: archs -> inference memory in bytes (space.memory), recorded with every trial; with
+    `memory_budget`, an arch is within the budgets only when its memory is within that too.
     known: (arch, loss[, batches]) scored before with the same scorer (scores.ScoreBook). When the
     search first completes, the best `known_limit` of them within the budget that it did not score
     itself are recorded as trials of strategy "reused", in a study of their own (the strategy never
@@ -89,39 +101,49 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
         check_int(value, name)
     budget = Budget.of(budget_s)
     budget_s = budget.seconds
+    mem_budget = MemoryBudget.of(memory_budget) if memory_budget is not None else None
+    if mem_budget is not None and memory is None:
+        raise ValueError("a memory budget needs `memory` (archs -> bytes)")
     cls = strategy_class(strategy)
     opts = asdict(resolve_options(strategy, options))
     bound = bound or latency
     if not reachable:
         check_reachable(space, bound, budget_s, seed, hardware=hardware,
-                        what="predicted latency" if bound is latency else "predicted latency (its upper bound)")
+                        what="predicted latency" if bound is latency else "predicted latency (its upper bound)",
+                        memory=memory, memory_budget=mem_budget)
     fid = fidelity or Fidelity.single(1)
     scorer: Scorer = evaluate if fidelity is not None else (lambda archs, n: evaluate(archs))
 
-    def attrs_of(n: int, cheap: float, bound_s: float) -> dict[str, Any]:
+    def attrs_of(n: int, cheap: float, bound_s: float, mem: int | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {"latency_bound_s": bound_s, "cheap_loss": cheap}
+        if mem is not None:
+            out["memory_bytes"] = int(mem)
         if fidelity is not None:
             out["batches"] = n
             if tokens is not None:
                 out["tokens"] = int(tokens(n))
         return out
 
-    predicted: dict[str, tuple[float, float]] = {}
+    predicted: dict[str, tuple[float, float, int | None]] = {}
 
-    def predict_many(archs: Sequence[Arch]) -> list[tuple[float, float]]:
+    def predict_many(archs: Sequence[Arch]) -> list[tuple[float, float, int | None]]:
         todo = list({a.id: a for a in archs if a.id not in predicted}.values())
         if todo:
-            for a, p, b in zip(todo, latency(todo), bound(todo)):
-                predicted[a.id] = (float(p), float(b))
+            mems = memory(todo) if memory is not None else [None] * len(todo)
+            for a, p, b, m in zip(todo, latency(todo), bound(todo), mems):
+                predicted[a.id] = (float(p), float(b), None if m is None else int(m))
         return [predicted[a.id] for a in archs]
 
-    def predict(arch: Arch) -> tuple[float, float]:
+    def predict(arch: Arch) -> tuple[float, float, int | None]:
         return predicted[arch.id] if arch.id in predicted else predict_many([arch])[0]
 
-    study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts, fidelity))
+    def within(p: tuple[float, float, int | None]) -> bool:
+        return budget.admits(p[1]) and (mem_budget is None or mem_budget.admits(p[2]))
+
+    study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts, fidelity, mem_budget))
     rec.fail_running(study)  # trials in flight when a previous run died
-    searcher = make_searcher(strategy, space, lambda a: budget.admits(predict(a)[1]), seed, study=study, **opts)
-    searcher.feasible_many = lambda archs: [budget.admits(b) for _, b in predict_many(archs)]
+    searcher = make_searcher(strategy, space, lambda a: within(predict(a)), seed, study=study, **opts)
+    searcher.feasible_many = lambda archs: [within(p) for p in predict_many(archs)]
     done = rec.evaluated(study)
     if done and not cls.records_own_trials:
         archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
@@ -135,7 +157,7 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
                 raise RuntimeError(f"{strategy} proposed nothing with all results told")  # a strategy bug
             lats = [predict(a)[0] for a in archs]  # known: the predicate computed them
             losses, used, cheap = score_batch(archs, scorer, fid, history)
-            attrs = [attrs_of(n, c, predict(a)[1]) for a, n, c in zip(archs, used, cheap)]
+            attrs = [attrs_of(n, c, predict(a)[1], predict(a)[2]) for a, n, c in zip(archs, used, cheap)]
             searcher.tell(archs, losses, lats, attrs)
             if not cls.records_own_trials:
                 for arch, loss, lat, extra in zip(archs, losses, lats, attrs):
@@ -152,7 +174,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
         reused = rec.open_reused(run_dir)
         if not rec.evaluated(reused):  # recorded once, when the search first completes
             add_known(reused, study, space, known, known_limit, budget, latency, bound,
-                      lambda n: attrs_of(n, math.nan, math.nan) if fidelity is not None and n else {})
+                      lambda n: attrs_of(n, math.nan, math.nan) if fidelity is not None and n else {},
+                      memory=memory, memory_budget=mem_budget)
     result = _result(strategy, Path(run_dir), study, reused)
     if fidelity is None or not fid.multi:
         return result
@@ -189,7 +212,8 @@ def _bound(t: dict[str, Any]) -> float:
 
 def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace, known: Sequence[tuple],
               limit: int, budget: Budget | float, latency: Batch, bound: Batch,
-              attrs: Callable[[int], dict[str, Any]] = lambda n: {}) -> None:
+              attrs: Callable[[int], dict[str, Any]] = lambda n: {}, memory: Batch | None = None,
+              memory_budget: "MemoryBudget | None" = None) -> None:
     """Records the best `limit` known archs within the budget that the search did not score itself,
     as trials of strategy REUSED in the run's `reused` study, once the search is done: they never
     steer it (its strategy reads its own study alone), but they compete for the answer. `known`:
@@ -200,22 +224,28 @@ def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace,
     if not fits:
         return
     bounds = bound([a for a, _, _ in fits])  # one batched call, however many archs earlier searches scored
+    mems = memory([a for a, _, _ in fits]) if memory is not None else [None] * len(fits)
     budget = Budget.of(budget)
-    best = sorted(((a, v, n, b) for (a, v, n), b in zip(fits, bounds) if budget.admits(b)),
+    best = sorted(((a, v, n, b, m) for (a, v, n), b, m in zip(fits, bounds, mems)
+                   if budget.admits(b) and (memory_budget is None or memory_budget.admits(m))),
                   key=lambda p: (-p[2], p[1], p[0].id))[:limit]
-    for (arch, loss, n, bound_s), lat in zip(best, latency([p[0] for p in best]) if best else []):
+    for (arch, loss, n, bound_s, mem), lat in zip(best, latency([p[0] for p in best]) if best else []):
         extra = {**attrs(n), "latency_bound_s": float(bound_s)}
+        if mem is not None:
+            extra["memory_bytes"] = int(mem)
         extra.pop("cheap_loss", None)
         rec.record(reused, space, arch, loss, float(lat), REUSED, extra=extra)
 
 
 def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any],
-                 fidelity: Fidelity | None = None) -> dict:
+                 fidelity: Fidelity | None = None, memory_budget: "MemoryBudget | None" = None) -> dict:
     """What a resumed run must share with the recorded one."""
     out = {"space": space_label(space), "strategy": strategy, "seed": seed, "budget_s": float(budget_s),
            "options": options}
     if fidelity is not None:
         out["fidelity"] = fidelity.to_dict()
+    if memory_budget is not None:
+        out["memory_budget_bytes"] = memory_budget.bytes
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from nas.search.budget import Budget
+from nas.search.budget import Budget, MemoryBudget
 from space import Arch, Workload
 from space.files import atomic_write_json, atomic_write_text, read_json
 from space.arch import dump_yaml
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SearchRun(Record):
     FORMAT = "hwnas-search-run"
-    VERSION = 3  # 2: `reused`; 3: `fidelity`
+    VERSION = 4  # 2: `reused`; 3: `fidelity`; 4: the memory budget
     WHAT = "search run record"
     HINT = "run `nas search` to make one"
 
@@ -54,6 +54,8 @@ class SearchRun(Record):
     best_loss: float | None = None  # the answer's loss, on best_tokens validation tokens
     best_tokens: int | None = None
     best_budget_used: float | None = None  # the answer's latency bound / the budget
+    memory_budget_bytes: int | None = None  # the second budget: peak inference memory (space.memory)
+    best_memory_bytes: int | None = None  # the answer's
 
     @classmethod
     def _decode(cls, body: dict[str, Any], where: str) -> dict[str, Any]:
@@ -61,7 +63,7 @@ class SearchRun(Record):
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
-        return body  # versions 1 and 2 lack only fields with defaults (`reused`, `fidelity`, `best_*`)
+        return body  # versions 1-3 lack only fields with defaults (`reused`, `fidelity`, `best_*`, `memory_*`)
 
 
 def finite(trials: Sequence[TrialRow]) -> list[TrialRow]:
@@ -82,11 +84,17 @@ def rank_key(t: TrialRow) -> tuple:
     return (-n, t["loss"], t.get("number", 0))
 
 
-def feasible(trials: Sequence[TrialRow], budget: "Budget | float") -> list[TrialRow]:
-    """Trials within the budget (their latency bound), best first: the lowest loss among those
-    measured on the most batches (rank_key)."""
+def feasible(trials: Sequence[TrialRow], budget: "Budget | float", memory_budget: "MemoryBudget | int | None" = None
+             ) -> list[TrialRow]:
+    """Trials within the budget (their latency bound) and the memory budget if any, best first: the
+    lowest loss among those measured on the most batches (rank_key)."""
     budget = Budget.of(budget)
-    return sorted((t for t in finite(trials) if budget.admits(bound_of(t))), key=rank_key)
+    mem = MemoryBudget.of(memory_budget) if memory_budget is not None else None
+
+    def fits(t: TrialRow) -> bool:
+        m = _int_or_none(t.get("memory_bytes"))
+        return mem is None or (m is not None and mem.admits(m))
+    return sorted((t for t in finite(trials) if budget.admits(bound_of(t)) and fits(t)), key=rank_key)
 
 
 def pareto(trials: Sequence[TrialRow]) -> list[TrialRow]:
@@ -124,7 +132,7 @@ def plot_pareto(trials, front, budget_s: float, best, path: Path, title: str) ->
 def write_run(run_dir: Path, trials: Sequence[TrialRow], record: SearchRun) -> SearchRun:
     """Writes every file of the run folder; run.json last (a folder with a run.json is whole)."""
     import pandas as pd
-    ranked = feasible(trials, record.latency_budget_s)
+    ranked = feasible(trials, record.latency_budget_s, record.memory_budget_bytes)
     best = ranked[0] if ranked else None
     atomic_write_text(run_dir / "trials.csv", pd.DataFrame(list(trials)).to_csv(index=False))
     front = pareto(trials)
@@ -137,7 +145,8 @@ def write_run(run_dir: Path, trials: Sequence[TrialRow], record: SearchRun) -> S
     record = record.replace(best=best["arch_id"] if best else None, evaluated=len(trials),
                             best_loss=float(best["loss"]) if best else None,
                             best_tokens=_int_or_none(best.get("tokens")) if best else None,
-                            best_budget_used=budget_used(best, record.latency_budget_s) if best else None)
+                            best_budget_used=budget_used(best, record.latency_budget_s) if best else None,
+                            best_memory_bytes=_int_or_none(best.get("memory_bytes")) if best else None)
     record.write(run_dir / "run.json")
     return record
 

@@ -137,6 +137,7 @@ class TrialRow(TypedDict):
     tokens: int | None
     latency_s: float  # predicted (point)
     latency_bound_s: float  # the upper bound the budget was checked against
+    memory_bytes: int | None  # inference memory for the workload (space.memory); None: not computed
     strategy: str
     search_loss: float  # what the strategy was told (before the final re-score)
     arch: str  # Arch.to_json()
@@ -151,4 +152,5 @@ def row(t: FrozenTrial) -> TrialRow:
     a = t.user_attrs
     return {"number": t.number, "arch_id": a["arch_id"], "loss": t.values[0], "batches": a.get("batches"),
             "tokens": a.get("tokens"), "latency_s": latency, "latency_bound_s": a.get("latency_bound_s", latency),
+            "memory_bytes": a.get("memory_bytes"),
             "strategy": a["strategy"], "search_loss": t.values[0], "arch": a["arch"]}

@@ -47,6 +47,11 @@ class AttentionType:
         from supernet/attention/<type>.py; tests/test_cost.py checks them against real dispatches."""
         raise NotImplementedError
 
+    def state_values(self, layer: "Layer", head_dim: int, context: int) -> int:
+        """Values its decode state holds per sequence after `context` tokens (KV cache, window cache,
+        recurrent state): what inference memory grows with. A type that cannot decode holds none."""
+        return 0
+
     def rope_ops(self, layer: "Layer", q: int, mode: str, causal: bool) -> int:
         """Tensor operations its kernel adds per pass to rotate queries and keys (positions: rope)."""
         return 2 * ROTATE_OPS

@@ -30,5 +30,8 @@ class Softmax(AttentionType):
     def ops(self, layer, q, mode, causal):
         return {"forward": 1, "prefill": 6, "first": 1, "decode": 3}[mode]
 
+    def state_values(self, layer, head_dim, context):
+        return 2 * layer.kv_heads * head_dim * context  # every key and value seen
+
     def train_values(self, layer, seq, batch):
         return 2 * layer.heads * seq * seq * batch

@@ -47,5 +47,8 @@ class Window(AttentionType):
             return (39 if causal else 38) + grouped_ops(layer) + (2 if mode == "prefill" else 0)
         return (9 if causal else 8) + (2 if mode == "prefill" else 0)
 
+    def state_values(self, layer, head_dim, context):
+        return 2 * layer.kv_heads * head_dim * min(context, layer.window - 1)  # the next query's keys only
+
     def train_values(self, layer, seq, batch):
         return 2 * layer.heads * seq * min(seq, layer.window) * batch
