@@ -9,8 +9,10 @@
   cross-attention keys and values, at the activation precision (fp32 for int8 models), exactly as the cache
   tensors' bytes (tests/test_memory.py);
 - activations: the largest working set of one pass (the prompt's prefill, or the whole sequence of
-  an encoder): the block's inputs, queries, keys and values, the FFN's hidden values, the scores of
-  a softmax path, and the logits; an estimate (allocators round and reuse), not a measurement.
+  an encoder): the block's inputs, queries, keys and values, the FFN's hidden values, the scores its
+  attention kernel holds at once (`AttentionType.score_values`: none for causal softmax, which runs
+  torch's fused kernel; a window's blocks), and the logits; an estimate (allocators round and
+  reuse), not a measurement.
 
 Jet-Nemotron (PostNAS) found the KV cache the main lever of decode throughput at long context: a
 memory budget (`nas search --memory-budget 8MB`) is what lets grouped-query heads, windows and
@@ -94,8 +96,7 @@ def activation_peak(arch: Arch, w: Workload) -> int:
         for layer in stack.layers:
             qw, kvw = layer.heads * arch.head_dim, layer.kv_heads * arch.head_dim
             values = t * (2 * stack.embed + 2 * qw + 2 * kvw + 2 * layer.ffn)
-            if layer.attn in ("softmax", "window") and t > 1:
-                values += layer.heads * t * (t if layer.attn == "softmax" else min(t, 2 * layer.window))
+            values += ATTENTION_TYPES[layer.attn].score_values(layer, t, causal=name == "decoder")
             worst = max(worst, values)
     head = t if not w.gen_tokens else 1  # a generation reads the last position's logits only
     return b * (worst + head * arch.vocab_size) * per

@@ -256,7 +256,9 @@ class _Plain(nn.Module):
             self.shared = nn.Embedding(arch.vocab_size, max(arch.encoder.embed, arch.decoder.embed))
         for name, stack in arch.stacks:
             d = stack.embed
-            mods = nn.ModuleDict({"pos": nn.Embedding(arch.max_len, d), "ln_f": nn.LayerNorm(d)})
+            mods = nn.ModuleDict({"ln_f": nn.LayerNorm(d)})
+            if arch.positions == "learned":  # rotary positions have no table
+                mods["pos"] = nn.Embedding(arch.max_len, d)
             if arch.kind != "encoder-decoder":
                 mods["tok"] = nn.Embedding(arch.vocab_size, d)
             for i, layer in enumerate(stack.layers):

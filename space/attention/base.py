@@ -52,6 +52,11 @@ class AttentionType:
         recurrent state): what inference memory grows with. A type that cannot decode holds none."""
         return 0
 
+    def score_values(self, layer: "Layer", t: int, causal: bool) -> int:
+        """Attention scores its kernel holds at once over a sequence of t tokens (per sequence): what
+        its prefill's working set adds beyond queries, keys and values."""
+        return 0
+
     def rope_ops(self, layer: "Layer", q: int, mode: str, causal: bool) -> int:
         """Tensor operations its kernel adds per pass to rotate queries and keys (positions: rope)."""
         return 2 * ROTATE_OPS

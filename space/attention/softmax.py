@@ -30,6 +30,10 @@ class Softmax(AttentionType):
     def ops(self, layer, q, mode, causal):
         return {"forward": 1, "prefill": 6, "first": 1, "decode": 3}[mode]
 
+    def score_values(self, layer, t, causal):
+        # causal without a mask: torch's fused (flash) kernel, scores a block at a time; else dense
+        return 0 if causal else layer.heads * t * t
+
     def state_values(self, layer, head_dim, context):
         return 2 * layer.kv_heads * head_dim * context  # every key and value seen
 

@@ -47,6 +47,9 @@ class Window(AttentionType):
             return (39 if causal else 38) + grouped_ops(layer) + (2 if mode == "prefill" else 0)
         return (9 if causal else 8) + (2 if mode == "prefill" else 0)
 
+    def score_values(self, layer, t, causal):
+        return layer.heads * window_pairs(layer.window, 0, t, t, causal)  # its blocks' (or the dense) scores
+
     def state_values(self, layer, head_dim, context):
         return 2 * layer.kv_heads * head_dim * min(context, layer.window - 1)  # the next query's keys only
 
