@@ -71,6 +71,27 @@ class LatencyModel:
                                    for a in archs])
         return out["fast"], out["slow"]
 
+    def phases(self, archs: Sequence[Arch]) -> list[tuple[float, float] | None]:
+        """Per arch of a generation workload: (time to first token, seconds per decoded token after
+        it), the point prediction split by the analytic roofline's share of the first call on this
+        hardware (the predictors learn totals); None for a workload that does not decode."""
+        w = self.workload
+        if not w.generation:
+            return [None] * len(archs)
+        after = w.gen_tokens - (1 if archs and archs[0].kind == "encoder-decoder" else 0)
+        total, _ = self.predict(archs)
+
+        def roof(a: Arch, gen: int) -> float:
+            return roofline_terms(analytic_cost(a, Workload(w.batch, w.seq_len, gen)), self.hardware, "point",
+                                  a.precision)[3]
+        out: list[tuple[float, float] | None] = []
+        for a, t in zip(archs, total):
+            one, two, whole = roof(a, 1), roof(a, 2), roof(a, w.gen_tokens)
+            first = one - (two - one) if a.kind == "decoder" else one  # the prompt's call without a step after it
+            share = min(1.0, max(0.0, first / whole))
+            out.append((float(t) * share, float(t) * (1 - share) / after if after else 0.0))
+        return out
+
     def describe(self) -> str:
         if self.source == "analytic":
             if self.hardware.has_range:

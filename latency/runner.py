@@ -26,9 +26,11 @@ from supernet.subnet import SubTransformer
 
 
 def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0,
-          backend: str = "torch", model: SubTransformer | None = None) -> Callable[[], None]:
+          backend: str = "torch", model: SubTransformer | None = None, prefill_only: bool = False) -> Callable[[], None]:
     """One call of the workload on `arch`'s SubTransformer: freshly initialised (latency does not
-    depend on the weights' values), or `model`, an exported one, as a user would run it."""
+    depend on the weights' values), or `model`, an exported one, as a user would run it.
+    `prefill_only`: a generation workload's first call alone (the prompt into an empty cache, the
+    first token's logits: time to first token)."""
     model = (model if model is not None else SubTransformer(arch).reset_parameters(seed)).to(device).eval()
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, min(arch.vocab_size, 256), (workload.batch, workload.seq_len), generator=g).to(device)
@@ -53,6 +55,9 @@ def build(arch: Arch, workload: Workload, device: str = "cpu", seed: int = 0,
         else:  # the first decoder step also encodes the source
             logits = model(bos, src=tokens, cache=cache, last_only=True)
             steps = workload.gen_tokens - 1
+        if prefill_only:
+            logits.argmax(-1)  # the first token, as a generation picks it
+            return
         for _ in range(steps):
             logits = model(logits.argmax(-1), cache=cache, last_only=True)
 

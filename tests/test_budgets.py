@@ -110,9 +110,10 @@ def test_nas_measure_times_an_export_in_its_own_process(tiny_trained: Path, tmp_
     m = api.measure(tmp_path / "model", rounds=5)
     assert m.median_s > 0 and 0 <= m.spread < 5 and len(m.samples) == 5 and m.threads == 1  # xeon-2vcpu: 1 thread
     assert m.budget_s == 2.0 and m.within_budget and m.predicted_s is not None and m.workload == "batch=1,len=16,gen=8"
+    assert 0 < m.prefill_s < m.median_s and m.decode_per_token_s > 0  # time to first token, then per token
     r = nas_cli(tmp_path, "measure", "model", "--rounds", "3")
     assert r.returncode == 0, r.stderr
-    assert "raw wall clock" in r.stdout and "within budget" in r.stdout
+    assert "raw wall clock" in r.stdout and "within budget" in r.stdout and "time to first token" in r.stdout
     r = nas_cli(tmp_path, "measure", "nowhere")
     assert r.returncode == 1 and "no config.json" in r.stderr
 

@@ -173,3 +173,18 @@ def test_profile_cli_measures_and_resumes(tmp_path) -> None:
     assert len(df) == 3 and set(df.threads) == {1}  # the profile's thread count, recorded
     r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert "0 archs measured now, 3 in the dataset" in r.stderr
+
+
+def test_predictions_split_into_first_token_and_per_token_decode() -> None:
+    from nas import api
+    from space import load_space
+    space = load_space("lm-shakespeare-long")
+    arch = space.largest()
+    long, short = (api.predict("xeon-2vcpu", arch, space=space, workload=w)[0]
+                   for w in ("batch=1,len=2048,gen=128", "batch=1,len=64,gen=128"))
+    for p, gen in ((long, 128), (short, 128)):
+        assert p.prefill_s + gen * p.decode_per_token_s == pytest.approx(p.seconds, rel=1e-9)
+    assert long.prefill_s > 10 * short.prefill_s  # the prompt's prefill grows with its length ...
+    assert long.decode_per_token_s > short.decode_per_token_s  # ... and so does a step over a longer cache
+    forward = api.predict("xeon-2vcpu", arch, space=space, workload="batch=1,len=512,gen=0")[0]
+    assert forward.prefill_s is None and forward.decode_per_token_s is None  # nothing decodes

@@ -192,6 +192,8 @@ class MeasureResult:
     bound_s: float | None  # the card's upper bound (at its confidence)
     budget_s: float | None
     note: str = ""  # when the device timed is not the one the model was searched for
+    prefill_s: float | None = None  # a generation workload: time to first token (raw median, timed on its own)
+    decode_per_token_s: float | None = None  # (median - prefill) / tokens decoded after the first call
 
     @property
     def within_budget(self) -> bool | None:
@@ -238,4 +240,5 @@ def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int =
     return MeasureResult(Path(model_dir), got["median_s"], got["spread"], tuple(got["samples"]), got["device_name"],
                          got["threads"], got["workload"], backend, hardware,
                          card.latency_s if same else None, card.latency_bound_s if same else None,
-                         card.latency_budget_s if same else None, note)
+                         card.latency_budget_s if same else None, note, got.get("prefill_s"),
+                         got.get("decode_per_token_s"))

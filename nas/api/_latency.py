@@ -233,6 +233,8 @@ class Prediction:
     seconds: float  # point prediction
     rel_std: float  # the predictor's relative std (0.04 = ±4%)
     source: str  # measured | calibrated | analytic
+    prefill_s: float | None = None  # a generation workload: time to first token (the point split by the
+    decode_per_token_s: float | None = None  # analytic model's share of the first call), then per token
 
 
 def predict(hardware: str | Any, archs: str | Path | Arch | Sequence[Arch], *,
@@ -246,7 +248,9 @@ def predict(hardware: str | Any, archs: str | Path | Arch | Sequence[Arch], *,
     space = as_space(space) if space is not None else space_for(archs[0])
     model = latency_model(hw, space, as_workload(workload, space))
     seconds, rel = model.predict(archs)
-    return [Prediction(a, float(s), float(r), model.source) for a, s, r in zip(archs, seconds, rel)]
+    phases = model.phases(archs)
+    return [Prediction(a, float(s), float(r), model.source, *(ph or (None, None)))
+            for a, s, r, ph in zip(archs, seconds, rel, phases)]
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,9 @@ def measure_cmd(model_dir, hw_name, rounds, workload, threads, backend):
     line = (f"{m.folder}: {m.median_s * 1e3:.2f} ms raw wall clock (median of {len(m.samples)}, spread "
             f"{m.spread:.1%}) on {m.device_name}, {m.threads} thread(s), workload {m.workload}, {m.backend}")
     click.echo(line)
+    if m.prefill_s is not None:
+        click.echo(f"  prefill (time to first token) {m.prefill_s * 1e3:.2f} ms, then {m.decode_per_token_s * 1e3:.3f} ms "
+                   f"per decoded token (raw wall clock medians)")
     if m.predicted_s is not None:
         verdict = "within" if m.within_budget else "OVER"
         click.echo(f"predicted on {m.hardware}: {m.predicted_s * 1e3:.2f} ms (bound {m.bound_s * 1e3:.2f} ms); budget "

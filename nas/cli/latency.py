@@ -83,10 +83,16 @@ def hardware_cmd(action: str, name: str | None, space_name: str) -> None:
 def predict_cmd(hw_name, arch_file, space_name, workload):
     """Predicted latency of archs on a hardware profile, with its uncertainty and source."""
     preds = api.predict(hw_name, arch_file, space=space_name, workload=workload)
-    table = Table("arch", "predicted", "uncertainty", "source", box=None, title=f"{hw_name}", title_justify="left")
+    phases = preds[0].prefill_s is not None
+    table = Table("arch", "predicted", *(["first token", "per token"] if phases else []), "uncertainty", "source",
+                  box=None, title=f"{hw_name}", title_justify="left")
     for p in preds:
-        table.add_row(p.arch.id, f"{p.seconds * 1e3:.3f} ms", f"± {p.rel_std:.0%}", p.source)
+        split = [f"{p.prefill_s * 1e3:.3f} ms", f"{p.decode_per_token_s * 1e3:.4f} ms"] if phases else []
+        table.add_row(p.arch.id, f"{p.seconds * 1e3:.3f} ms", *split, f"± {p.rel_std:.0%}", p.source)
     stdout_console().print(table)
+    if phases:
+        console.print("first token = the prompt's prefill; per token = each decode step after it (the prediction "
+                      "split by the analytic model's share of the first call)")
     if preds[0].source == "analytic":
         console.print(f"note: {hw_name} has no measurements here; this is the analytic roofline model "
                       f"(run `nas profile --hardware {hw_name}` on that device to measure it)")
