@@ -100,6 +100,8 @@ def main() -> None:
                     help="part goal: HARDWARE:BUDGET,BUDGET... searched with the defaults of `nas search`")
     ap.add_argument("--goal-strategies", nargs="+", default=["random", "evolution", "tpe"])
     ap.add_argument("--goal-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--goal-iterations", type=int, default=None,
+                    help="part goal: evaluations per search (default: nas search's; fewer for a smoke run)")
     ap.add_argument("--reference-mult", type=int, default=0,
                     help="part goal: also a tournament evolution this many times longer (0: none)")
     ap.add_argument("--threads", type=int, default=None,

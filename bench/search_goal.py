@@ -122,11 +122,12 @@ def run_goal(args, out: Path) -> None:
                     cell["uniform"]["seconds"] = time.time() - t0
                     save()
                     print(f"{key} uniform: {cell['uniform']['val']:.4f}", flush=True)
-                plans = [(s, seed, DEFAULT_ITERATIONS) for seed in args.goal_seeds for s in args.goal_strategies]
+                per = getattr(args, "goal_iterations", None) or DEFAULT_ITERATIONS
+                plans = [(s, seed, per) for seed in args.goal_seeds for s in args.goal_strategies]
                 if args.reference_mult:
-                    plans.append(("evolution", 0, DEFAULT_ITERATIONS * args.reference_mult))
+                    plans.append(("evolution", 0, per * args.reference_mult))
                 for strategy, seed, iterations in plans:
-                    name = f"{strategy}/s{seed}" + ("" if iterations == DEFAULT_ITERATIONS else f"/x{iterations}")
+                    name = f"{strategy}/s{seed}" + ("" if iterations == per else f"/x{iterations}")
                     if name in cell["runs"]:
                         continue
                     t0 = time.time()

@@ -129,6 +129,19 @@ class TestSearcherContract:
         assert parse_duration(shown.replace(" ", "")) <= smallest * 1.001
         assert not (tmp_path / "run").exists()  # nothing written for a search that cannot start
 
+    def test_a_budget_that_admits_few_archs_ends_the_search_early(self, strategy: str, tmp_path: Path) -> None:
+        """When no new arch fits the budget any more, the search stops with what it has (and says
+        so) rather than failing: 16 archs of the tiny space fit here."""
+        from tests.conftest import tiny_space
+        space = tiny_space("decoder")
+        small = lambda a: a.decoder.depth == 1 and a.decoder.embed == 16 and a.decoder.layers[0].heads == 2  # noqa: E731
+        res = run_search(space, strategy, evaluate=lambda archs: [float(len(a.id)) for a in archs],
+                         latency=lambda archs: [0.1 if small(a) else 1.0 for a in archs], budget_s=0.5,
+                         iterations=60, batch=4, run_dir=tmp_path / "run", seed=0, options=SMALL[strategy],
+                         **({"fidelity": None}))
+        assert 0 < len(res.trials) <= 16 and all(small(Arch.from_json(t["arch"])) for t in res.trials)
+        assert res.stopped and "stopped after" in res.stopped and res.best is not None
+
     def test_searcher_caps_its_attempts(self, strategy: str) -> None:
         searcher = make_searcher(strategy, LM, lambda arch: False, seed=0, max_attempts=5, **SMALL[strategy])
         start = time.perf_counter()
@@ -180,7 +193,8 @@ class TestSearcherContract:
         assert result.best["loss"] == min(t.values[0] for t in trials)
         assert result.best_arch.id == result.best["arch_id"]
         assert list(result.frame().columns) == ["number", "arch_id", "loss", "batches", "tokens", "latency_s",
-                                                "latency_bound_s", "strategy", "search_loss", "arch"]
+                                                "latency_bound_s", "memory_bytes", "strategy", "search_loss", "arch"]
+        assert all(t["memory_bytes"] is None for t in result.trials)  # no memory model given
         assert all(t["latency_bound_s"] == t["latency_s"] for t in result.trials)  # no bound given: the prediction
         assert all(Arch.from_json(t["arch"]).id == t["arch_id"] for t in result.trials)
 
@@ -402,3 +416,31 @@ def test_each_strategy_says_how_a_population_maps_onto_its_options(strategy: str
         assert population in vars(opts).values()
     with pytest.raises(UserError, match="--population=1 must be an integer of at least 2"):
         population_options(strategy, 1)
+
+
+@pytest.mark.slow
+def test_the_goal_benchmark_runs_on_a_tiny_space(tiny_trained: Path, tmp_path: Path) -> None:
+    """bench/search.py --parts goal end to end on the tiny space: the uniform baseline, the searches
+    and the reference per budget, the summary against the baseline, the plot; a second run resumes
+    and scores nothing again."""
+    import json
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(root / "bench" / "search.py"), "--parts", "goal", "--space", str(tiny_trained / "tiny.yaml"),
+           "--supernet", str(tiny_trained / "sn"), "--goal", "xeon-2vcpu:1s,2s", "--goal-strategies", "random",
+           "evolution", "--goal-seeds", "0", "--goal-iterations", "12", "--reference-mult", "2", "--threads", "1",
+           "--out", str(tmp_path / "out")]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    goal = json.loads((tmp_path / "out" / "goal.json").read_text())
+    for cell in ("xeon-2vcpu/1s", "xeon-2vcpu/2s"):
+        c = goal[cell]
+        assert c["uniform"]["val"] > 0 and set(c["runs"]) == {"random/s0", "evolution/s0", "evolution/s0/x24"}
+        assert all(r["budget_used"] <= 1 and r["batches"] == goal["fidelity"]["final_batches"] for r in c["runs"].values())
+        assert "not_worse" in c["summary"]["evolution"] and "gap_to_reference" in c["summary"]["evolution"]
+    assert (tmp_path / "out" / "goal.png").is_file()
+    book = next((tmp_path / "out").glob("goal_scores-*.jsonl"))
+    lines = book.read_text().count("\n")
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=900)
+    assert again.returncode == 0 and book.read_text().count("\n") == lines  # resumed: nothing scored twice

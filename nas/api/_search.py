@@ -287,6 +287,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                                 memory=plan.memory, memory_budget=plan.memory_budget)
     finally:
         close()
+    if result.stopped:
+        notes.append(result.stopped)
     reused = sum(t["strategy"] == REUSED for t in result.trials)
     if reused:
         notes.append(f"{reused} archs within the budget that earlier searches scored with this supernet joined "

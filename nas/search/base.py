@@ -129,7 +129,9 @@ class Searcher(ABC):
                  exclude: set[str] | None = None) -> list[Arch]:
         """Rejection sampling with a hard cap: candidate k (first <= k < first + n) is drawn
         (repeatedly) as draw(rng, k), rng that of (key, k), until it is a feasible member that is
-        new (not in `exclude`, default: seen). At most max_attempts draws per candidate."""
+        new (not in `exclude`, default: seen). At most max_attempts draws per candidate: one that
+        finds none is left out (a tight budget admits few archs, and a converged search repeats
+        itself); InfeasibleBudget only when no candidate of the n is found."""
         exclude = self._seen if exclude is None else exclude
         out: list[Arch] = []
         ids: set[str] = set()
@@ -148,8 +150,8 @@ class Searcher(ABC):
                     out.append(arch)
                     ids.add(arch.id)
                     break
-            else:
-                raise self._infeasible(len(out), n, counts)
+        if not out:
+            raise self._infeasible(0, n, counts)
         return out
 
     def _infeasible(self, found: int, wanted: int, counts: dict[str, int]) -> InfeasibleBudget:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -40,6 +40,7 @@ class SearchResult:
     trials: tuple[rec.TrialRow, ...]  # in order told
     best: rec.TrialRow | None  # the lowest loss among those measured on the most batches
     best_arch: Arch | None
+    stopped: str | None = None  # why the search ended before its iterations (no new arch within the budget)
 
     def frame(self) -> "pd.DataFrame":
         import pandas as pd  # only when asked for: the search itself does not need it
@@ -150,9 +151,17 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
         searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done])
     history = [float(t.user_attrs.get("cheap_loss", t.values[0])) for t in done]  # the hurdle's cheap losses
     count = len(done)
+    stopped = None
     try:
         while count < iterations:
-            archs = searcher.ask(min(batch, iterations - count))
+            try:
+                archs = searcher.ask(min(batch, iterations - count))
+            except InfeasibleBudget as e:
+                if not count:
+                    raise
+                stopped = (f"stopped after {count} of {iterations} evaluations: the strategy finds no new arch "
+                           f"within the budget ({e})")
+                break
             if not archs:
                 raise RuntimeError(f"{strategy} proposed nothing with all results told")  # a strategy bug
             lats = [predict(a)[0] for a in archs]  # known: the predicate computed them
@@ -176,11 +185,11 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
             add_known(reused, study, space, known, known_limit, budget, latency, bound,
                       lambda n: attrs_of(n, math.nan, math.nan) if fidelity is not None and n else {},
                       memory=memory, memory_budget=mem_budget)
-    result = _result(strategy, Path(run_dir), study, reused)
+    result = replace(_result(strategy, Path(run_dir), study, reused), stopped=stopped)
     if fidelity is None or not fid.multi:
         return result
     final = final_scores(study, result, scorer, fid, budget)
-    return _result(strategy, Path(run_dir), study, reused, final, tokens)
+    return replace(_result(strategy, Path(run_dir), study, reused, final, tokens), stopped=stopped)
 
 
 def final_scores(study: "optuna.Study", result: SearchResult, scorer: Scorer, fid: Fidelity,

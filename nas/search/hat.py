@@ -22,7 +22,7 @@ from space import Arch, SearchSpace
 from space.errors import UserError
 from space.options import fraction
 
-from nas.search.base import Feasible, SearchOptions, Searcher, register
+from nas.search.base import Feasible, InfeasibleBudget, SearchOptions, Searcher, register
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,11 @@ class HatEvolution(Searcher):
             self._gen, self._queue = g, self._breed(g, start)
         # a batch never straddles two generations: the next one needs this one's results
         out, self._queue = self._queue[:n], self._queue[n:]
+        if not out and len(self.told) >= len(self._seen):
+            # the generation came out short (a budget that admits few new archs) and is all told:
+            # generations are positional (a resume replays them), so the search ends here
+            raise InfeasibleBudget(f"hat search bred a generation of fewer new archs within the budget than "
+                                   f"its {self.opts.mutations + self.opts.crossovers} places; raise --latency-budget")
         self._seen.update(a.id for a in out)
         return out
 

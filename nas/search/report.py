@@ -107,12 +107,17 @@ def pareto(trials: Sequence[TrialRow]) -> list[TrialRow]:
     return front
 
 
-def plot_pareto(trials, front, budget_s: float, best, path: Path, title: str) -> None:
+def plot_pareto(trials, front, budget_s: float, best, path: Path, title: str,
+                memory_budget: int | None = None) -> None:
+    """Loss against predicted latency (the front, the budget, the answer); beside it, where trials
+    carry their inference memory, loss against memory (and the memory budget, if any)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     done = finite(trials)
+    mem = [t for t in done if _int_or_none(t.get("memory_bytes")) is not None]
+    fig, axes = plt.subplots(1, 2 if mem else 1, figsize=(12 if mem else 7, 4.5), squeeze=False)
+    ax = axes[0][0]
     ax.scatter([t["latency_s"] * 1e3 for t in done], [t["loss"] for t in done], s=8, c="0.6", label="evaluated")
     ax.plot([t["latency_s"] * 1e3 for t in front], [t["loss"] for t in front], "o-", c="tab:blue", ms=4,
             label="Pareto front")
@@ -124,6 +129,17 @@ def plot_pareto(trials, front, budget_s: float, best, path: Path, title: str) ->
     ax.set_ylabel("validation loss, inherited weights (nats/token)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
+    if mem:
+        mx = axes[0][1]
+        mx.scatter([t["memory_bytes"] / 1e6 for t in mem], [t["loss"] for t in mem], s=8, c="0.6", label="evaluated")
+        if memory_budget:
+            mx.axvline(memory_budget / 1e6, c="tab:red", ls="--", label=f"memory budget {memory_budget / 1e6:.3g} MB")
+        if best and _int_or_none(best.get("memory_bytes")) is not None:
+            mx.scatter([best["memory_bytes"] / 1e6], [best["loss"]], marker="*", s=160, c="tab:orange", zorder=5,
+                       label="best within the budgets")
+        mx.set_xlabel("inference memory for the workload (MB: weights, decode state, activations)")
+        mx.set_ylabel("validation loss, inherited weights (nats/token)")
+        mx.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -141,7 +157,8 @@ def write_run(run_dir: Path, trials: Sequence[TrialRow], record: SearchRun) -> S
     if best:
         atomic_write_text(run_dir / "best.yaml", dump_yaml(Arch.from_json(best["arch"]).to_dict()))
     plot_pareto(trials, front, record.latency_budget_s, best, run_dir / "pareto.png",
-                f"{record.space} on {record.hardware} ({record.latency_source} latency), {record.strategy}")
+                f"{record.space} on {record.hardware} ({record.latency_source} latency), {record.strategy}",
+                record.memory_budget_bytes)
     record = record.replace(best=best["arch_id"] if best else None, evaluated=len(trials),
                             best_loss=float(best["loss"]) if best else None,
                             best_tokens=_int_or_none(best.get("tokens")) if best else None,
