@@ -60,6 +60,7 @@ class OptunaSearcher(Searcher):
         out: list[Arch] = []
         counts = {"infeasible": 0, "already seen": 0}
         for _ in range(n):
+            found = False
             for _ in range(self.opts.max_attempts):
                 trial = self.study.ask()
                 arch = suggest_arch(trial, self.space)
@@ -70,16 +71,19 @@ class OptunaSearcher(Searcher):
                     reason = "infeasible"
                     trial.set_constraint("latency", 1.0)  # > 0: violated (the predicate gives no margin)
                 if reason is None:
+                    found = True
                     break
                 counts[reason] += 1
                 trial.set_user_attr("rejected", reason)
                 self.study.tell(trial, state=TrialState.PRUNED)
-            else:
-                raise self._infeasible(len(out), n, counts)
+            if not found:  # left out, as Searcher._propose does; none at all ends the search
+                continue
             trial.set_constraint("latency", 0.0)
             self._seen.add(arch.id)
             self._pending[arch.id] = trial
             out.append(arch)
+        if not out:
+            raise self._infeasible(0, n, counts)
         return out
 
     def tell(self, archs: Sequence[Arch], losses: Sequence[float],
