@@ -71,15 +71,16 @@ class LatencyModel:
                                    for a in archs])
         return out["fast"], out["slow"]
 
-    def phases(self, archs: Sequence[Arch]) -> list[tuple[float, float] | None]:
+    def phases(self, archs: Sequence[Arch], total: Sequence[float] | None = None) -> list[tuple[float, float] | None]:
         """Per arch of a generation workload: (time to first token, seconds per decoded token after
         it), the point prediction split by the analytic roofline's share of the first call on this
-        hardware (the predictors learn totals); None for a workload that does not decode."""
+        hardware (the predictors learn totals); None for a workload that does not decode. `total`:
+        the point predictions, when the caller has them already."""
         w = self.workload
         if not w.generation:
             return [None] * len(archs)
         after = w.gen_tokens - (1 if archs and archs[0].kind == "encoder-decoder" else 0)
-        total, _ = self.predict(archs)
+        total = self.predict(archs)[0] if total is None else total
 
         def roof(a: Arch, gen: int) -> float:
             return roofline_terms(analytic_cost(a, Workload(w.batch, w.seq_len, gen)), self.hardware, "point",

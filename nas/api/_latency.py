@@ -248,7 +248,7 @@ def predict(hardware: str | Any, archs: str | Path | Arch | Sequence[Arch], *,
     space = as_space(space) if space is not None else space_for(archs[0])
     model = latency_model(hw, space, as_workload(workload, space))
     seconds, rel = model.predict(archs)
-    phases = model.phases(archs)
+    phases = model.phases(archs, seconds)
     return [Prediction(a, float(s), float(r), model.source, *(ph or (None, None)))
             for a, s, r, ph in zip(archs, seconds, rel, phases)]
 

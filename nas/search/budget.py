@@ -13,17 +13,26 @@ _NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-
 _EXAMPLES = "write e.g. 20ms, 0.02s, 1.5s or 250us"
 
 
-def parse_duration(text: str | float | int, what: str = "latency budget") -> float:
-    """`"20ms"` -> 0.02 (seconds). A bare number is refused: 20 what, seconds or milliseconds?"""
+def _quantity(text: str | float | int, units: dict[str, float], what: str, kind: str, examples: str,
+              guess: str, listed: str) -> tuple[str, float]:
+    """(the text, its number times its unit's scale): one reading of "20ms" and "8MB" alike, with
+    one clear line for a missing or unknown unit."""
     match = _NUMBER.match(str(text))
     if match is None:
-        raise UserError(f"{what} {text!r}: not a duration; {_EXAMPLES}")
+        raise UserError(f"{what} {text!r}: not a {kind}; {examples}")
     number, unit = match.groups()
     if not unit:
-        raise UserError(f"{what} {text!r} has no unit: did you mean {number}ms or {number}s? {_EXAMPLES}")
-    if unit.lower() not in _UNITS and unit not in _UNITS:
-        raise UserError(f"{what} {text!r}: unknown unit {unit!r}; use one of s, ms, us, ns ({_EXAMPLES})")
-    seconds = float(number) * _UNITS.get(unit, _UNITS.get(unit.lower(), 0.0))
+        raise UserError(f"{what} {text!r} has no unit: did you mean {guess.format(n=number)}? {examples}")
+    scale = units.get(unit, units.get(unit.lower()))
+    if scale is None:
+        raise UserError(f"{what} {text!r}: unknown unit {unit!r}; use {listed}")
+    return str(text), float(number) * scale
+
+
+def parse_duration(text: str | float | int, what: str = "latency budget") -> float:
+    """`"20ms"` -> 0.02 (seconds). A bare number is refused: 20 what, seconds or milliseconds?"""
+    _, seconds = _quantity(text, _UNITS, what, "duration", _EXAMPLES, "{n}ms or {n}s",
+                           f"one of s, ms, us, ns ({_EXAMPLES})")
     if not math.isfinite(seconds) or seconds <= 0:
         raise UserError(f"{what} {text!r} must be positive and finite; {_EXAMPLES}")
     return seconds
@@ -83,15 +92,7 @@ _BYTE_EXAMPLES = "write e.g. 8MB, 512KiB or 1.5GB"
 
 def parse_bytes(text: str | int | float, what: str = "memory budget") -> int:
     """`"8MB"` -> 8,000,000 and `"8MiB"` -> 8,388,608 (bytes). A bare number is refused."""
-    match = _NUMBER.match(str(text))
-    if match is None:
-        raise UserError(f"{what} {text!r}: not a size; {_BYTE_EXAMPLES}")
-    number, unit = match.groups()
-    if not unit:
-        raise UserError(f"{what} {text!r} has no unit: did you mean {number}MB? {_BYTE_EXAMPLES}")
-    if unit.lower() not in _BYTE_UNITS:
-        raise UserError(f"{what} {text!r}: unknown unit {unit!r}; use B, kB, MB, GB, KiB, MiB or GiB")
-    size = float(number) * _BYTE_UNITS[unit.lower()]
+    _, size = _quantity(text, _BYTE_UNITS, what, "size", _BYTE_EXAMPLES, "{n}MB", "B, kB, MB, GB, KiB, MiB or GiB")
     if not math.isfinite(size) or size < 1:
         raise UserError(f"{what} {text!r} must be at least one byte; {_BYTE_EXAMPLES}")
     return int(size)
@@ -125,7 +126,7 @@ class MemoryBudget:
             return value
         if isinstance(value, str):
             return cls(parse_bytes(value), value)
-        return cls(int(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else cls(value)
+        return cls(value)  # bytes: checked by __post_init__
 
     def admits(self, memory: float) -> bool:
         return memory <= self.bytes
