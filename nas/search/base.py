@@ -15,12 +15,17 @@ import math
 import random
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+import numpy as np
 
 from space import Arch, SearchSpace
 from space.errors import UserError
 from space.options import build, check_fields, check_int
 from space.registry import Registry
+
+if TYPE_CHECKING:
+    from nas.search.surrogate import LossModel
 
 Feasible = Callable[[Arch], bool]
 REUSED = "reused"  # the strategy recorded for results scored by earlier searches (driver.add_known)
@@ -71,6 +76,9 @@ class Searcher(ABC):
         self.told: list[Result] = []
         self._told_ids: set[str] = set()
         self._seen: set[str] = set()  # proposed or told: never proposed again
+        self._cheap: dict[str, float] = {}  # arch id -> its cheap loss, where the driver told one
+        self._model: tuple[int, Any] | None = None  # (results told, the accuracy model fitted on them)
+        self._rows: dict[str, np.ndarray] = {}  # the accuracy model's inputs, per arch id
 
     @abstractmethod
     def ask(self, n: int) -> list[Arch]:
@@ -82,9 +90,12 @@ class Searcher(ABC):
         """Fitness of evaluated archs (lower is better; math.inf = failed), in the order asked.
         Archs need not come from this instance's `ask`: a resume replays recorded results. `attrs`:
         what to record with each (strategies that record their own trials keep it)."""
-        for arch, loss, latency in zip_results(archs, losses, latencies):
+        for k, (arch, loss, latency) in enumerate(zip_results(archs, losses, latencies)):
             if arch.id in self._told_ids:
                 raise ValueError(f"arch {arch.id} was already told")
+            cheap = (attrs[k] if attrs else {}).get("cheap_loss")
+            if cheap is not None and math.isfinite(float(cheap)):
+                self._cheap[arch.id] = float(cheap)
             self._told_ids.add(arch.id)
             self._seen.add(arch.id)
             self.told.append(Result(arch, loss, latency))
@@ -105,6 +116,39 @@ class Searcher(ABC):
             from space.moves import stack_move
             return stack_move(self.space, parent, rng)
         return self.space.mutate(parent, rng, prob=prob)
+
+    def _screened(self, draw: Callable[[random.Random, int], Arch], screen: int, min_fit: int = 10
+                  ) -> Callable[[random.Random, int], Arch]:
+        """`draw` screened by an accuracy model of the results told (nas.search.surrogate): up to
+        `screen` draws that are feasible, new members of the space, the one predicted best first.
+        With screen 1, or fewer than `min_fit` results told, `draw` itself."""
+        if screen <= 1 or len(self.told) < min_fit:
+            return draw
+
+        def screened(rng: random.Random, k: int) -> Arch:
+            found: list[Arch] = []
+            last = None
+            for _ in range(4 * screen):
+                last = draw(rng, k)
+                if (last.id not in self._seen and all(a.id != last.id for a in found)
+                        and self.space.contains(last) and self.feasible(last)):
+                    found.append(last)
+                    if len(found) == screen:
+                        break
+            if not found:
+                return last  # _propose rejects it and draws again
+            return found[int(np.argmin(self.accuracy_model().predict(found)))]
+        return screened
+
+    def accuracy_model(self) -> "LossModel":
+        """The accuracy model of the results told so far (each arch's cheap loss where known, else
+        the loss told), fitted once per number of results."""
+        from nas.search.surrogate import LossModel
+        if self._model is None or self._model[0] != len(self.told):
+            told = [r for r in self.told if math.isfinite(r.loss)]
+            self._model = (len(self.told), LossModel(self.space, [r.arch for r in told],
+                                                     [self._cheap.get(r.arch.id, r.loss) for r in told], self._rows))
+        return self._model[1]
 
     def _seeded_draw(self, seeds: list[Arch], draw: Callable[[random.Random, int], Arch], first: int = 0
                      ) -> Callable[[random.Random, int], Arch]:

@@ -148,7 +148,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     done = rec.evaluated(study)
     if done and not cls.records_own_trials:
         archs = [Arch.from_json(t.user_attrs["arch"]) for t in done]
-        searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done])
+        searcher.tell(archs, [t.values[0] for t in done], [t.user_attrs["latency_s"] for t in done],
+                      [{"cheap_loss": t.user_attrs["cheap_loss"]} if "cheap_loss" in t.user_attrs else {} for t in done])
     history = [float(t.user_attrs.get("cheap_loss", t.values[0])) for t in done]  # the hurdle's cheap losses
     count = len(done)
     stopped = None

@@ -4,7 +4,8 @@ The first `population` candidates are archs seeded towards the budget (a `seeded
 seeding.budget_seeds) and uniform samples. Each later child is a mutation of the best of
 `sample_size` members drawn from the population (with `stack_mutation_prob` one whole-stack move,
 else each gene resampled with `mutation_prob`; optionally, with `crossover_prob`, a crossover of two
-such tournament winners). With `aging` the oldest member dies when a child joins, so the
+such tournament winners); of `screen` such children, the one an accuracy model learnt from the
+results so far predicts best is proposed (nas.search.surrogate). With `aging` the oldest member dies when a child joins, so the
 population is always the last `population` results told; without it the worst dies, so it is the
 best `population` results. Either way it is a function of the results told so far, which is what
 lets a resumed search replay them and continue exactly where it stopped.
@@ -30,6 +31,7 @@ class EvolutionOptions(SearchOptions):
     aging: bool = True
     seeded: float = field(default=0.5, metadata=fraction())  # share of the first population seeded towards the budget (seeding.py); 0: all uniform
     stack_mutation_prob: float = 0.5  # chance a child is one whole-stack move instead of per-gene resampling
+    screen: int = 8  # children drawn per place, the one an accuracy model of the results predicts best proposed (surrogate.py); 1: none
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,13 +59,18 @@ class Evolution(Searcher):
 
         first = len(self._seen)
 
-        def draw(rng: random.Random, k: int) -> Arch:
-            if k < self.opts.population or not pop:
-                return self.space.sample(rng)
+        def child(rng: random.Random, k: int) -> Arch:
             parent = self._tournament(pop, rng)
             if self.opts.crossover_prob and rng.random() < self.opts.crossover_prob:
                 return self.space.crossover(parent, self._tournament(pop, rng), rng)
             return self._child(parent, rng, self.opts.mutation_prob, self.opts.stack_mutation_prob)
+
+        screened = self._screened(child, self.opts.screen) if pop else child
+
+        def draw(rng: random.Random, k: int) -> Arch:
+            if k < self.opts.population or not pop:
+                return self.space.sample(rng)
+            return screened(rng, k)
 
         if first < self.opts.population and self.opts.seeded:
             draw = self._seeded_draw(self.seeds(round(self.opts.population * self.opts.seeded)), draw)
