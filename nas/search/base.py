@@ -128,15 +128,19 @@ class Searcher(ABC):
         def screened(rng: random.Random, k: int) -> Arch:
             found: list[Arch] = []
             last = None
-            for _ in range(4 * screen):
-                last = draw(rng, k)
-                if (last.id not in self._seen and all(a.id != last.id for a in found)
-                        and self.space.contains(last) and self.feasible(last)):
-                    found.append(last)
-                    if len(found) == screen:
-                        break
+            for _ in range(4):  # rounds of `screen` draws, feasibility predicted for each round at once
+                drawn: dict[str, Arch] = {}
+                for _ in range(screen):
+                    last = draw(rng, k)
+                    if last.id not in self._seen and self.space.contains(last):
+                        drawn.setdefault(last.id, last)
+                fresh = [a for a in drawn.values() if all(a.id != b.id for b in found)]
+                found += [a for a, ok in zip(fresh, self.feasible_many(fresh) if fresh else []) if ok]
+                if len(found) >= screen:
+                    break
             if not found:
                 return last  # _propose rejects it and draws again
+            found = found[:screen]
             return found[int(np.argmin(self.accuracy_model().predict(found)))]
         return screened
 
