@@ -65,6 +65,15 @@ def test_screening_proposes_the_predicted_best_of_the_feasible_new_draws() -> No
     assert searcher._screened(draw, 1) is draw  # screen 1: no screening
 
 
+def test_screening_survives_a_run_of_failed_evaluations() -> None:
+    searcher = make_searcher("evolution", LM, FIT.feasible, 0, population=8, sample_size=3, seeded=0.0)
+    for _ in range(4):
+        archs = searcher.ask(4)
+        searcher.tell(archs, [math.inf] * len(archs), FIT.latency(archs))
+    assert searcher.accuracy_model() is None
+    assert len(searcher.ask(4)) == 4  # nothing to learn from: the first feasible child
+
+
 def test_screened_evolution_beats_plain_evolution_on_a_noisy_fitness() -> None:
     def best(screen: int, seed: int) -> float:
         searcher = make_searcher("evolution", LM, FIT.feasible, seed, population=16, sample_size=4, screen=screen,

@@ -140,18 +140,19 @@ class Searcher(ABC):
                     break
             if not found:
                 return last  # _propose rejects it and draws again
-            found = found[:screen]
-            return found[int(np.argmin(self.accuracy_model().predict(found)))]
+            model = self.accuracy_model()
+            return found[int(np.argmin(model.predict(found[:screen])))] if model is not None else found[0]
         return screened
 
-    def accuracy_model(self) -> "LossModel":
+    def accuracy_model(self) -> "LossModel | None":
         """The accuracy model of the results told so far (each arch's cheap loss where known, else
-        the loss told), fitted once per number of results."""
+        the loss told), fitted once per number of results; None while fewer than 2 are finite."""
         from nas.search.surrogate import LossModel
         if self._model is None or self._model[0] != len(self.told):
             told = [r for r in self.told if math.isfinite(r.loss)]
-            self._model = (len(self.told), LossModel(self.space, [r.arch for r in told],
-                                                     [self._cheap.get(r.arch.id, r.loss) for r in told], self._rows))
+            model = (LossModel(self.space, [r.arch for r in told], [self._cheap.get(r.arch.id, r.loss) for r in told],
+                               self._rows) if len(told) >= 2 else None)
+            self._model = (len(self.told), model)
         return self._model[1]
 
     def _seeded_draw(self, seeds: list[Arch], draw: Callable[[random.Random, int], Arch], first: int = 0
