@@ -99,7 +99,8 @@ def main() -> None:
     ap.add_argument("--goal", nargs="+", default=["xeon-2vcpu:20ms,35ms,60ms,90ms", "a100:10ms,15ms,20ms,30ms"],
                     help="part goal: HARDWARE:BUDGET,BUDGET... searched with the defaults of `nas search`")
     ap.add_argument("--goal-strategies", nargs="+", default=["random", "evolution", "tpe"])
-    ap.add_argument("--goal-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--goal-seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4],
+                    help="part goal: seeds of each strategy (none: only the --reference-mult search)")
     ap.add_argument("--goal-iterations", type=int, default=None,
                     help="part goal: evaluations per search (default: nas search's; fewer for a smoke run)")
     ap.add_argument("--reference-mult", type=int, default=0,
