@@ -80,15 +80,7 @@ def child(arch_json: str, seq_len: int, gen: int) -> None:
     cache = run()
     peak = _kib("VmHWM") - before
 
-    def nbytes(x) -> int:
-        if isinstance(x, torch.Tensor):
-            return x.numel() * x.element_size()
-        if isinstance(x, dict):
-            return sum(nbytes(v) for v in x.values())
-        if isinstance(x, (list, tuple)):
-            return sum(nbytes(v) for v in x)
-        return 0
-    state = nbytes(list(cache.layers.values()))
+    state = cache.state_bytes()
     print(json.dumps({"weights": weights, "state": state, "peak_above_model": peak}))
 
 

@@ -40,6 +40,22 @@ class Cache:
     memory: dict[int, torch.Tensor] | None = None  # cross_layers -> (B, k*S, de)
     memory_keep: dict[int, torch.Tensor | None] | None = None
 
+    def state_bytes(self) -> int:
+        """Bytes of the tensors the cache holds (the layers' states and the encoder memory):
+        what space.memory.state_bytes predicts."""
+        return tensor_bytes(list(self.layers.values())) + tensor_bytes(self.memory or {})
+
+
+def tensor_bytes(x: Any) -> int:
+    """Bytes of the tensors in x (a tensor, or dicts, lists and tuples of them)."""
+    if isinstance(x, torch.Tensor):
+        return x.numel() * x.element_size()
+    if isinstance(x, dict):
+        return sum(tensor_bytes(v) for v in x.values())
+    if isinstance(x, (tuple, list)):
+        return sum(tensor_bytes(v) for v in x)
+    return 0
+
 
 def _lin(x: torch.Tensor, w: Block, name: str) -> torch.Tensor:
     packed = w.get(f"{name}.packed")  # an int8 weight (supernet/precision.py): dynamic quantization

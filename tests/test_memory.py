@@ -10,20 +10,10 @@ import torch
 
 from space import Arch, Layer, Stack, Workload
 from space.memory import inference_memory, state_bytes, weight_bytes
-from supernet.functional import Cache
+from supernet.functional import Cache, tensor_bytes
 from supernet.precision import to_storage
 from supernet.subnet import SubTransformer
 from tests.conftest import CAUSAL, tiny_space
-
-
-def _tensor_bytes(x) -> int:
-    if isinstance(x, torch.Tensor):
-        return x.numel() * x.element_size()
-    if isinstance(x, dict):
-        return sum(_tensor_bytes(v) for v in x.values())
-    if isinstance(x, (tuple, list)):
-        return sum(_tensor_bytes(v) for v in x)
-    return 0
 
 
 def _cache_after(sub: SubTransformer, w: Workload, src_len: int = 0) -> Cache:
@@ -44,10 +34,6 @@ def _cache_after(sub: SubTransformer, w: Workload, src_len: int = 0) -> Cache:
     return cache
 
 
-def _measured_state(cache: Cache) -> int:
-    return _tensor_bytes(list(cache.layers.values())) + _tensor_bytes(cache.memory or {})
-
-
 @pytest.mark.parametrize("attn", CAUSAL + ["mixed"])
 @pytest.mark.parametrize("kv", [1, 2, 4])
 @pytest.mark.parametrize("positions", ["learned", "rope"])
@@ -57,7 +43,7 @@ def test_state_estimate_is_the_cache_tensors_bytes(attn: str, kv: int, positions
     arch = Arch("decoder", 8, 23, 96, decoder=Stack(32, layers), positions=positions)
     for w in (Workload(1, 20, 9), Workload(2, 3, 2), Workload(1, 70, 1)):
         cache = _cache_after(SubTransformer(arch).reset_parameters(0).eval(), w)
-        assert state_bytes(arch, w) == _measured_state(cache), (w, attn, kv)
+        assert state_bytes(arch, w) == cache.state_bytes(), (w, attn, kv)
 
 
 def test_state_estimate_for_encoder_decoders() -> None:
@@ -67,7 +53,7 @@ def test_state_estimate_for_encoder_decoders() -> None:
         arch = space.sample(rng)
         w = Workload(2, 7, 5)
         cache = _cache_after(SubTransformer(arch).reset_parameters(0).eval(), w)
-        assert state_bytes(arch, w) == _measured_state(cache), arch.id
+        assert state_bytes(arch, w) == cache.state_bytes(), arch.id
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8", "bf16", "fp16"])
@@ -78,7 +64,7 @@ def test_weight_estimate_is_the_stored_tensors_bytes(kind: str, precision: str) 
     for _ in range(4):
         arch = space.sample(rng).with_precision(precision)
         state = SubTransformer(arch).state_dict()
-        assert weight_bytes(arch) == _tensor_bytes(to_storage(state, precision)), arch.id
+        assert weight_bytes(arch) == tensor_bytes(to_storage(state, precision)), arch.id
 
 
 def test_memory_grows_with_context_as_each_type_keeps_its_state() -> None:
