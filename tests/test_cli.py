@@ -46,6 +46,8 @@ def test_space_sample_feeds_arch_files(tmp_path) -> None:
     (("space", "show", "nope"), ["unknown space 'nope'", "lm-shakespeare"]),
     (("space", "show", "lm-shakespeare", "--workload", "len=9000"), ["max_len=256"]),
     (("space", "show", "lm-shakespeare", "--workload", "speed=3"), ["cannot read 'speed=3'"]),
+    (("search", "--hardware", "a100", "--latency-budget", "20ms", "--option", "nope=1"), ["unknown option 'nope'", "screen"]),
+    (("search", "--hardware", "a100", "--latency-budget", "20ms", "--option", "screen"), ["KEY=VALUE"]),
 ])
 def test_bad_input_one_line(args, words) -> None:
     r = nas(*args)
@@ -70,3 +72,11 @@ def test_every_stage_has_help() -> None:
                   "evaluate", "generate", "hardware"):
         r = nas(stage, "--help")
         assert r.returncode == 0 and "Usage" in r.stdout, stage
+
+
+def test_strategy_options_parse_as_users_write_them() -> None:
+    from nas.cli.search import parse_options
+    assert parse_options(("screen=1", "aging=false", "mutation_prob=0.2", "x=y")) == {
+        "screen": 1, "aging": False, "mutation_prob": 0.2, "x": "y"}
+    assert parse_options(()) is None
+

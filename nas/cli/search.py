@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -33,6 +34,9 @@ from space.errors import UserError
 @click.option("--iterations", default=DEFAULT_ITERATIONS, show_default=True, type=click.IntRange(min=1),
               help="Archs evaluated.")
 @click.option("--population", default=None, type=click.IntRange(min=2), help="Population (evolution, hat, nsga2).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A strategy option, repeatable, e.g. --option screen=1 (evolution: no accuracy-model screening of "
+                   "its mutations); an unknown key is refused with the strategy's options.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workload", default=None, metavar="SPEC", help="What latency means (default: the space's).")
 @click.option("--eval-batches", default=DEFAULT_EVAL_BATCHES, show_default=True, type=click.IntRange(min=1),
@@ -61,14 +65,14 @@ from space.errors import UserError
                    "best archs earlier searches scored within the budget compete for the answer; --no-reuse leaves "
                    "them out.")
 @device_options
-def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strategy, iterations, population, seed, workload,
-               eval_batches, hurdle_batches, final_batches, final_top, workers, ray_address, out, confidence, calibrate,
-               reuse, device, precision):
+def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strategy, iterations, population, options, seed,
+               workload, eval_batches, hurdle_batches, final_batches, final_top, workers, ray_address, out, confidence,
+               calibrate, reuse, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
     request = api.SearchRequest(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
-                                iterations=iterations, population=population, seed=seed, workload=workload,
-                                eval_batches=eval_batches, hurdle_batches=hurdle_batches, final_batches=final_batches,
-                                final_top=final_top, workers=workers, ray_address=ray_address, out=out, device=device,
+                                iterations=iterations, population=population, options=parse_options(options),
+                                seed=seed, workload=workload, eval_batches=eval_batches, hurdle_batches=hurdle_batches,
+                                final_batches=final_batches, final_top=final_top, workers=workers, ray_address=ray_address, out=out, device=device,
                                 precision=precision, confidence=confidence, calibrate=calibrate, reuse=reuse,
                                 memory_budget=memory_budget)
     plan = api.plan_search(request)
@@ -132,3 +136,25 @@ def _tokens(t) -> str:
 def _on(t) -> str:
     n = t.get("tokens")
     return f" on {int(n):,} tokens" if isinstance(n, (int, float)) and n == n else ""
+
+
+def parse_options(items: tuple[str, ...]) -> dict[str, Any] | None:
+    """--option KEY=VALUE pairs: integers, decimals and true/false as such, anything else as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: give KEY=VALUE, e.g. screen=1", param_hint="--option")
+        value: Any = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(text)
+                    break
+                except ValueError:
+                    pass
+        out[key] = value
+    return out or None
+
