@@ -127,6 +127,7 @@ class Searcher(ABC):
 
         def screened(rng: random.Random, k: int) -> Arch:
             found: list[Arch] = []
+            ids: set[str] = set()  # drawn and checked already this place
             last = None
             for _ in range(4):  # rounds of `screen` draws, feasibility predicted for each round at once
                 drawn: dict[str, Arch] = {}
@@ -134,8 +135,9 @@ class Searcher(ABC):
                     last = draw(rng, k)
                     if last.id not in self._seen and self.space.contains(last):
                         drawn.setdefault(last.id, last)
-                fresh = [a for a in drawn.values() if all(a.id != b.id for b in found)]
+                fresh = [a for a in drawn.values() if a.id not in ids]
                 found += [a for a, ok in zip(fresh, self.feasible_many(fresh) if fresh else []) if ok]
+                ids.update(a.id for a in fresh)
                 if len(found) >= screen:
                     break
             if not found:
