@@ -105,7 +105,7 @@ def main() -> None:
                     help="part goal: evaluations per search (default: nas search's; fewer for a smoke run)")
     ap.add_argument("--reference-mult", type=int, default=0,
                     help="part goal: also a tournament evolution this many times longer (0: none)")
-    ap.add_argument("--reference-options", nargs="*", default=[], metavar="KEY=INT",
+    ap.add_argument("--reference-options", nargs="*", default=[], metavar="KEY=VALUE",
                     help="part goal: the reference's evolution options (e.g. screen=1: no accuracy-model screening); "
                          "they name its run, so references with other options sit beside it")
     ap.add_argument("--threads", type=int, default=None,

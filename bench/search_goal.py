@@ -78,12 +78,13 @@ def run_goal(args, out: Path) -> None:
         raise SystemExit(f"{path}: holds results of another supernet (digest {results['supernet'][:12]}, "
                          f"not {digest[:12]}); give another --out or delete it")
     results["supernet"] = digest
-    ref_options = {}
-    for item in getattr(args, "reference_options", None) or []:
-        k, sep, v = item.partition("=")
-        if not sep or not v.lstrip("-").isdigit():
-            raise SystemExit(f"--reference-options {item!r}: give KEY=INT, e.g. screen=1")
-        ref_options[k] = int(v)
+    import click
+
+    from nas.cli.search import parse_options  # as `nas search --option` reads them
+    try:
+        ref_options = parse_options(tuple(getattr(args, "reference_options", None) or ())) or {}
+    except click.BadParameter as e:
+        raise SystemExit(f"--reference-options: {e.message}")
 
     def save() -> None:
         atomic_write_text(path, json.dumps(_merged(path, results), indent=2))
