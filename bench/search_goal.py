@@ -31,6 +31,7 @@ from nas.search import Budget, Fidelity, InfeasibleBudget, parse_duration, run_s
 from nas.search.scores import ScoreBook, file_digest
 from nas.search.seeding import largest_uniform
 from space import Arch, load_space
+from space.errors import UserError
 from space.files import atomic_write_text
 from supernet.checkpoint import checkpoint_path
 
@@ -78,13 +79,12 @@ def run_goal(args, out: Path) -> None:
         raise SystemExit(f"{path}: holds results of another supernet (digest {results['supernet'][:12]}, "
                          f"not {digest[:12]}); give another --out or delete it")
     results["supernet"] = digest
-    import click
-
-    from nas.cli.search import parse_options  # as `nas search --option` reads them
+    from space.options import parse_pairs  # as `nas search --option` reads them
     try:
-        ref_options = parse_options(tuple(getattr(args, "reference_options", None) or ())) or {}
-    except click.BadParameter as e:
-        raise SystemExit(f"--reference-options: {e.message}")
+        ref_options = parse_pairs(tuple(getattr(args, "reference_options", None) or ()),
+                                  flag_name="--reference-options") or {}
+    except UserError as e:
+        raise SystemExit(str(e))
 
     def save() -> None:
         atomic_write_text(path, json.dumps(_merged(path, results), indent=2))

@@ -117,3 +117,24 @@ def build(cls: type, options: Mapping[str, Any] | None, what: str, error: type[E
             raise error(f"unknown option {key!r} for {what}; allowed: {', '.join(allowed) or 'none'}")
     return cls(**(options or {}))
 
+
+def parse_pairs(items: tuple[str, ...] | list[str], flag_name: str = "--option") -> dict[str, Any] | None:
+    """KEY=VALUE texts as a mapping: integers, decimals and true/false as such, anything else as text;
+    a text without `=` is one clear line naming `flag_name`. None when there are no pairs."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{flag_name} {item!r}: give KEY=VALUE, e.g. screen=1")
+        value: Any = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(text)
+                    break
+                except ValueError:
+                    pass
+        out[key] = value
+    return out or None

@@ -17,6 +17,7 @@ from nas.search.budget import format_bytes
 from space import Arch, analytic_cost
 from space.display import arch_summary, human
 from space.errors import UserError
+from space.options import parse_pairs
 
 
 @click.command("search")
@@ -139,22 +140,9 @@ def _on(t) -> str:
 
 
 def parse_options(items: tuple[str, ...]) -> dict[str, Any] | None:
-    """--option KEY=VALUE pairs: integers, decimals and true/false as such, anything else as text."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: give KEY=VALUE, e.g. screen=1", param_hint="--option")
-        value: Any = text
-        if text.lower() in ("true", "false"):
-            value = text.lower() == "true"
-        else:
-            for kind in (int, float):
-                try:
-                    value = kind(text)
-                    break
-                except ValueError:
-                    pass
-        out[key] = value
-    return out or None
+    """--option KEY=VALUE pairs (see space.options.parse_pairs), a bad one as click's usage error."""
+    try:
+        return parse_pairs(items)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), param_hint="--option") from None
 
