@@ -45,6 +45,10 @@ class TrainConfig:
     # at equal compute it made linear archs inherit 0.21 nats better than alone and the ranking worse
     # (Kendall tau 0.53 against 0.77 on the 36 designed archs; docs/benchmarks.md, issue 20)
     type_adapters: bool = False
+    # Warm start: another supernet's folder whose tensors of the same name and shape seed these weights
+    # before step 0 (e.g. a long-context space from the short one: embeddings, attention and FFN
+    # matrices carry over; a learned position table does not exist under RoPE and is left out)
+    init_from: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -22,8 +22,8 @@ import torch
 from space import Arch, SearchSpace
 from space.files import atomic_write_text
 from space.errors import UserError
-from supernet.checkpoint import (FILE, SupernetRecord, TrainingState, has_supernet, load_supernet, read_checkpoint,
-                                 read_record, save_supernet, write_checkpoint)
+from supernet.checkpoint import (FILE, SupernetRecord, TrainingState, checkpoint_path, has_supernet, load_supernet,
+                                 read_checkpoint, read_record, save_supernet, write_checkpoint)
 from supernet.config import PRESETS, TrainConfig, lr_at, preset_names, resolve_config
 from supernet.corpus.tokenizer import ByteTokenizer
 from supernet.device import Dist, autocast, grad_scaler, to_device
@@ -126,6 +126,8 @@ def train_supernet(space: SearchSpace, batches, val_batches: list, out: Path, cf
     scaler = grad_scaler(rt.device, rt.precision)
     if has_supernet(out):
         _resume(out, st, record, scaler)
+    elif cfg.init_from:
+        warm_start(model, Path(cfg.init_from))
     model.to(rt.device)
     _optimizer_to(st.optimizer, rt.device)
     if dist.active:
@@ -217,6 +219,18 @@ def _save(out: Path, st: TrainState, record: SupernetRecord, scaler) -> None:
     save_supernet(out, st.model, record, TrainingState(optimizer=st.optimizer.state_dict(),
                                                        extra={"scaler": scaler.state_dict()}))
     _write_log(out, st.log)
+
+
+def warm_start(model: torch.nn.Module, folder: Path) -> tuple[list[str], list[str]]:
+    """Copies into `model` every tensor of the supernet in `folder` with the same name and shape;
+    (names taken, names of `model` left at their initialisation)."""
+    tensors, _, _ = read_checkpoint(checkpoint_path(folder))
+    own = model.state_dict()
+    taken = [k for k, t in tensors.items() if k in own and own[k].shape == t.shape]
+    with torch.no_grad():
+        for k in taken:
+            own[k].copy_(tensors[k].to(own[k].dtype))
+    return taken, sorted(set(own) - set(taken))
 
 
 def _resume(out: Path, st: TrainState, record: SupernetRecord, scaler) -> None:

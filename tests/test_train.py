@@ -86,3 +86,35 @@ def test_type_adapters_train_and_load(tmp_path, tiny_spaces) -> None:
     assert record.train.type_adapters and model.adapters
     for n, p in st.model.state_dict().items():
         assert torch.equal(p, model.state_dict()[n]), n
+
+
+def test_warm_start_takes_the_tensors_that_fit(tmp_path, tiny_spaces) -> None:
+    """init_from: a supernet of a smaller space seeds the tensors of the same name and shape; a bigger
+    table (here positions, when max_len differs) keeps its initialisation; the record names the source."""
+    from conftest import tiny_space
+    short = tiny_spaces["decoder"]
+    train_supernet(short, Counting(), VAL, tmp_path / "short", cfg(steps=10), {"data": None})
+    source, _ = load_supernet(tmp_path / "short")
+    longer = tiny_space("decoder", max_len=128)
+    st = train_supernet(longer, Counting(), VAL, tmp_path / "long", cfg(steps=1, lr=1e-9, warmup=0,
+                                                                             init_from=str(tmp_path / "short")),
+                        {"data": None})
+    src, dst = source.state_dict(), st.model.state_dict()
+    same = [k for k in dst if k in src and src[k].shape == dst[k].shape]
+    assert len(same) >= len(dst) - 1
+    for k in same:  # one step at lr 1e-9: the copied weights are still the source's
+        assert torch.allclose(src[k], dst[k], atol=1e-6), k
+    from supernet.model import SuperTransformer
+    fresh = Evaluator(SuperTransformer(longer, seed=0), VAL).loss(longer.largest())
+    assert Evaluator(st.model, VAL).loss(longer.largest()) < fresh - 0.3  # it starts nearer where the short one ended
+    _, record = load_supernet(tmp_path / "long")
+    assert record.train.init_from == str(tmp_path / "short")
+
+
+def test_warm_start_refuses_another_task(tmp_path, tiny_trained) -> None:
+    from nas import api
+    with pytest.raises(UserError, match="--init-from .*no supernet there"):
+        api.plan_training(tiny_trained / "tiny.yaml", out=tmp_path / "x", data=tiny_trained / "corpus", seq_len=32,
+                          init_from=str(tmp_path / "nothing"))
+    with pytest.raises(UserError, match="trains a translation"):
+        api.plan_training(tiny_trained / "tt.yaml", out=tmp_path / "y", init_from=str(tiny_trained / "sn"))

@@ -151,6 +151,8 @@ def plan_training(space: Any = "lm-shakespeare", **fields: Any) -> TrainPlan:
     if kind == "bytes" and space.vocab_size != 259 or kind == "bpe" and arg != space.vocab_size:
         from supernet.corpus.tokenizer import check_vocab
         check_vocab(259 if kind == "bytes" else arg, space.vocab_size, spec, space.name)
+    if config.init_from:
+        _check_init_from(Path(config.init_from), task, spec, space)
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     folder = Path(out) if out else default_supernet_dir(space.name)
@@ -166,6 +168,24 @@ def plan_training(space: Any = "lm-shakespeare", **fields: Any) -> TrainPlan:
     memory = _memory(space, task, config, dev, prec, grad_accum, checkpointing, check_memory)
     return TrainPlan(space, task, folder, config, data_ref, resume_from, spec, str(dev), prec, grad_accum,
                      checkpointing, memory)
+
+
+def _check_init_from(folder: Path, task: str, spec: str, space: SearchSpace) -> None:
+    """A warm start needs a supernet of the same task and tokenizer (its embeddings mean the same ids)."""
+    from supernet.corpus.tokenizer import parse_spec
+    if not has_supernet(folder):
+        raise UserError(f"--init-from {folder}: no supernet there (no {folder}/supernet.safetensors)")
+    old = read_record(folder)
+    if old.task != task:
+        raise UserError(f"--init-from {folder}: a {old.task} supernet; space {space.name!r} trains a {task}")
+    ours = "bytes" if parse_spec(spec, space.vocab_size)[0] == "bytes" else "a BPE"
+    theirs = "bytes" if old.tokenizer.get("type") == "byte" else "a BPE"
+    if ours != theirs:
+        raise UserError(f"--init-from {folder}: its tokenizer is {theirs}, this training's is {ours}; "
+                        f"warm starts need the same tokenizer")
+    if old.space.get("vocab_size") != space.vocab_size:
+        raise UserError(f"--init-from {folder}: vocabulary of {old.space.get('vocab_size')} ids, space {space.name!r} "
+                        f"has {space.vocab_size}; warm starts need the same tokenizer")
 
 
 def _memory(space: SearchSpace, task: str, cfg: TrainConfig, device, precision: str, grad_accum: int,
@@ -216,6 +236,8 @@ def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int
         p.note(slow)
     if plan.resume_from:
         p.note(f"resuming the run in {plan.folder} at step {plan.resume_from}/{cfg.steps}")
+    elif cfg.init_from:
+        p.note(f"warm start: weights of the same name and shape from {cfg.init_from}")
     meta = {"task": plan.task, "data": plan.data, "tokenizer": tok.to_dict()}
     rt = Runtime(device=device, precision=plan.precision, grad_accum=plan.grad_accum,
                  checkpointing=plan.checkpointing, dist=dist)

@@ -34,6 +34,9 @@ from supernet.config import TrainConfig, preset_names
 @click.option("--seq-len", type=int, default=None)
 @click.option("--lr", type=float, default=None)
 @click.option("--label-smoothing", type=float, default=None, help="Default: 0.1 for translation, 0 for language models.")
+@click.option("--init-from", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Warm start: begin from the weights of the supernet in DIR that have the same names and shapes "
+                   "(e.g. configs/supernets/lm-shakespeare for a long-context space). Same tokenizer and task.")
 @click.option("--seed", type=int, default=None, help="Seed of weights, data order and arch sampling (default 0).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--tokenizer", default=None, metavar="bytes|bpe:N|FILE",
@@ -45,14 +48,15 @@ from supernet.config import TrainConfig, preset_names
                                                     "backward pass (less memory, about a third more compute).")
 @device_options
 def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset, sampling, batch_size, seq_len, lr,
-                       label_smoothing, seed, threads, tokenizer, grad_accum, checkpointing, device, precision) -> None:
+                       label_smoothing, init_from, seed, threads, tokenizer, grad_accum, checkpointing, device, precision) -> None:
     """Train the weight-sharing SuperTransformer on a task (language model or translation, by the space's kind).
     Under `torchrun --nproc_per_node N -m nas train-supernet ...` every process is one DDP rank."""
     request = api.TrainRequest(space_name, out=out, data=data, src=src_file, tgt=tgt_file, preset=preset,
                                tokenizer=tokenizer, device=device, precision=precision, grad_accum=grad_accum,
                                checkpointing=checkpointing,
                                settings=dict(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr,
-                                             sampling=sampling, label_smoothing=label_smoothing, seed=seed))
+                                             sampling=sampling, label_smoothing=label_smoothing, seed=seed,
+                                             init_from=str(init_from) if init_from else None))
     result = api.train_supernet(request, threads=threads, progress=PROGRESS)
     from supernet.device import launched_by_torchrun
     import os
