@@ -8,11 +8,13 @@
   how many values, `AttentionType.state_values`), and an encoder-decoder's encoder memory and its
   cross-attention keys and values, at the activation precision (fp32 for int8 models), exactly as the cache
   tensors' bytes (tests/test_memory.py);
-- activations: the largest working set of one pass (the prompt's prefill, or the whole sequence of
-  an encoder): the block's inputs, queries, keys and values, the FFN's hidden values, the scores its
-  attention kernel holds at once (`AttentionType.score_values`: none for causal softmax, which runs
-  torch's fused kernel; a window's blocks), and the logits; an estimate (allocators round and
-  reuse), not a measurement.
+- activations: the largest working set beyond those of one pass (the prompt's prefill, or the
+  whole sequence of an encoder): the block's inputs, queries, keys and values and their rotated
+  copies under RoPE, the FFN's hidden values, what its attention kernel holds at once
+  (`AttentionType.kernel_values`: nothing for causal softmax, which runs torch's fused kernel; a
+  window's block scores and key/value slabs), and the logits; or, while decoding, one layer's cache
+  copied as it grows. An estimate (allocators round and reuse), checked against the process's peak
+  in docs/benchmarks.md ("Inference memory").
 
 Jet-Nemotron (PostNAS) found the KV cache the main lever of decode throughput at long context: a
 memory budget (`nas search --memory-budget 8MB`) is what lets grouped-query heads, windows and
@@ -88,18 +90,32 @@ def state_bytes(arch: Arch, w: Workload) -> int:
 
 
 def activation_peak(arch: Arch, w: Workload) -> int:
-    """The largest working set of one pass over the prompt (bytes), roughly."""
+    """The largest working set beyond the weights and the final state (bytes), roughly: the prompt's
+    prefill (one block's inputs, queries, keys, values, their rotated copies under RoPE, the FFN's
+    hidden values and its activation's output, the attention kernel's scores) and the last
+    position's logits; or, while decoding, a growing cache's copy (torch.cat holds a layer's old and
+    new keys and values at once), whichever is larger."""
     per = activation_bytes(arch.precision)
     t, b = w.seq_len, w.batch
+    rope = arch.positions == "rope"
     worst = 0
     for name, stack in arch.stacks:
         for layer in stack.layers:
+            unit = ATTENTION_TYPES[layer.attn]
             qw, kvw = layer.heads * arch.head_dim, layer.kv_heads * arch.head_dim
             values = t * (2 * stack.embed + 2 * qw + 2 * kvw + 2 * layer.ffn)
-            values += ATTENTION_TYPES[layer.attn].score_values(layer, t, causal=name == "decoder")
+            if rope and unit.rope:  # rotated queries and keys, and the half-turned temporaries beside them
+                values += 2 * t * (qw + kvw)
+            values += unit.kernel_values(layer, arch.head_dim, t, causal=name == "decoder")
             worst = max(worst, values)
     head = t if not w.gen_tokens else 1  # a generation reads the last position's logits only
-    return b * (worst + head * arch.vocab_size) * per
+    prefill = worst + head * arch.vocab_size
+    copy = 0
+    if w.gen_tokens:
+        context = w.seq_len + w.gen_tokens if arch.kind == "decoder" else w.gen_tokens
+        copy = max(ATTENTION_TYPES[layer.attn].state_values(layer, arch.head_dim, context)
+                   for layer in arch.decoder.layers)
+    return b * max(prefill, copy) * per
 
 
 def inference_memory(arch: Arch, workload: Workload | None = None) -> Memory:

@@ -52,9 +52,10 @@ class AttentionType:
         recurrent state): what inference memory grows with. A type that cannot decode holds none."""
         return 0
 
-    def score_values(self, layer: "Layer", t: int, causal: bool) -> int:
-        """Attention scores its kernel holds at once over a sequence of t tokens (per sequence): what
-        its prefill's working set adds beyond queries, keys and values."""
+    def kernel_values(self, layer: "Layer", head_dim: int, t: int, causal: bool) -> int:
+        """Values its kernel holds at once over a sequence of t tokens (per sequence) beyond the
+        block's queries, keys and values: scores, and the copies it makes of them (what its
+        prefill's working set adds; `space.memory.activation_peak`)."""
         return 0
 
     def rope_ops(self, layer: "Layer", q: int, mode: str, causal: bool) -> int:

@@ -23,7 +23,7 @@ class Linear(AttentionType):
         flops = 2 * q * kv * hd * hd + 2 * q * h * hd * hd + 6 * q * h * hd  # state, readout, normaliser
         return flops, 2 * kv * hd * (hd + 1)  # the (running) state, read and written
 
-    def score_values(self, layer, t, causal):
+    def kernel_values(self, layer, head_dim, t, causal):
         return layer.heads * min(t, CHUNK) ** 2 if causal else 0  # one chunk's masked products at a time
 
     def state_values(self, layer, head_dim, context):

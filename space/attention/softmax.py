@@ -30,7 +30,7 @@ class Softmax(AttentionType):
     def ops(self, layer, q, mode, causal):
         return {"forward": 1, "prefill": 6, "first": 1, "decode": 3}[mode]
 
-    def score_values(self, layer, t, causal):
+    def kernel_values(self, layer, head_dim, t, causal):
         # causal without a mask: torch's fused (flash) kernel, scores a block at a time; else dense
         return 0 if causal else layer.heads * t * t
 

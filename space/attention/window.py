@@ -47,8 +47,14 @@ class Window(AttentionType):
             return (39 if causal else 38) + grouped_ops(layer) + (2 if mode == "prefill" else 0)
         return (9 if causal else 8) + (2 if mode == "prefill" else 0)
 
-    def score_values(self, layer, t, causal):
-        return layer.heads * window_pairs(layer.window, 0, t, t, causal)  # its blocks' (or the dense) scores
+    def kernel_values(self, layer, head_dim, t, causal):
+        scores = layer.heads * window_pairs(layer.window, 0, t, t, causal)  # its blocks' (or the dense) scores
+        if not window_blocked(t, layer.window):
+            return scores
+        # the blocks as a batch: each block's slab of keys and values copied out (c + reach rows per c
+        # queries), and the queries and the output reshaped
+        qw = layer.heads * head_dim
+        return scores + 2 * (window_pairs(layer.window, 0, t, t, causal) // window_block(layer.window)) * qw + 2 * t * qw
 
     def state_values(self, layer, head_dim, context):
         return 2 * layer.kv_heads * head_dim * min(context, layer.window - 1)  # the next query's keys only
