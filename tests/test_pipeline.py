@@ -37,6 +37,7 @@ def test_pipeline(trained: Path) -> None:
     r = nas(work, *args)
     assert r.returncode == 0, r.stderr
     assert "analytic" in r.stderr and "best within 2s" in r.stderr
+    assert "prefill (time to first token)" in r.stderr  # a generation workload: its phases beside the total
     run = work / "run"
     for name in ("trials.csv", "best.yaml", "pareto.csv", "pareto.png", "journal.log", "run.json"):
         assert (run / name).is_file(), name

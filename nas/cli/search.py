@@ -93,6 +93,11 @@ def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strateg
                   f"run folder {outcome.run_dir} "
                   f"(trials.csv, best.yaml, pareto.csv, pareto.png, journal.log); export it with "
                   f"`nas export {outcome.run_dir} --out model/`, time it with `nas measure model/`")
+    phases = plan.model.phases([Arch.from_json(best["arch"])], [best["latency_s"]])[0] if plan.model else None
+    if phases:
+        console.print(f"  of its predicted {best['latency_s'] * 1e3:.2f} ms: prefill (time to first token) "
+                      f"{phases[0] * 1e3:.2f} ms, then {phases[1] * 1e3:.3f} ms per token for "
+                      f"{plan.workload.gen_tokens} tokens (workload {plan.workload})")
 
 
 def _print_ranking(outcome, plan, top: int = 10) -> None:
