@@ -102,7 +102,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "predictor.json").write_text(json.dumps(results, indent=2))
     plot(y, preds, results, out / "predictor.png")
-    print(f"| model | RMSE (ms) | MAPE | within ±5% | within ±10% | Kendall τ |\n|---|---|---|---|---|---|")
+    print("| model | RMSE (ms) | MAPE | within ±5% | within ±10% | Kendall τ |\n|---|---|---|---|---|---|")
     table = dict(results["metrics"])
     if "repeatability" in results:
         table["repeat measurement, reference-normalised (floor)"] = results["repeatability"]

@@ -4,7 +4,7 @@ ops, loadable with one call from a folder (config.json + model.safetensors) with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -16,6 +16,10 @@ from space.errors import UserError
 from supernet import functional
 from supernet.attention import get_kernel
 from supernet.modules import BlockParams, StackParams, init_shared, init_stack, shared_embedding
+
+if TYPE_CHECKING:
+    from supernet.card import ModelCard
+
 
 class SubTransformer(nn.Module):
     def __init__(self, arch: Arch) -> None:

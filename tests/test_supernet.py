@@ -107,7 +107,7 @@ def test_cached_decoding_equals_full_forward(kind: str, attn: str, tiny_spaces, 
 
 
 def test_gradients_reach_only_active_slices(tiny_spaces) -> None:
-    space, model = tiny_spaces["encoder"], SuperTransformer(tiny_spaces["encoder"], seed=3)
+    model = SuperTransformer(tiny_spaces["encoder"], seed=3)
     arch = Arch("encoder", 8, 23, 96, encoder=Stack(16, (Layer("linformer", 2, 1, 16, proj_len=4),)))
     x, _ = _inputs(arch)
     model(x, arch).square().mean().backward()

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from latency.predictors.base import PREDICTORS, TOTAL, LatencyPredictor
 from space.options import fraction, positive
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import GradientBoostingRegressor
 
 
 # ---- gbt: gradient-boosted trees, exported to plain node arrays -----------------------------------

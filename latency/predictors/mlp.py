@@ -4,13 +4,17 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from latency.features import ANALYTIC
 from latency.predictors.base import PREDICTORS, TOTAL, _TINY, LatencyPredictor
 from space.options import fraction, positive
+
+if TYPE_CHECKING:  # torch is imported where a network is built: loading a tree predictor stays light
+    import torch
+    from torch import nn
 
 
 # ---- mlp: an ensemble of small MLPs --------------------------------------------------------------
