@@ -103,16 +103,17 @@ def prefix_order(n: int) -> list[int]:
     return [i for i in keys if i < n]
 
 
-def spread_batches(record, batches: int, split: str = "val") -> list:
+def spread_batches(record, batches: int, split: str = "val", context: int | None = None) -> list:
     """`batches` evaluation batches drawn evenly from the whole split and ordered so that every
     prefix of them is spread over it too (prefix_order): the batches a multi-fidelity search scores
-    a cheap fitness on (the first few) and its contenders on (more of the same list)."""
-    full = supernet_task_data(record, 10 ** 9, split=split).val  # every batch of the split
+    a cheap fitness on (the first few) and its contenders on (more of the same list). `context`:
+    a language model's windows of that many tokens (see supernet_task_data)."""
+    full = supernet_task_data(record, 10 ** 9, split=split, context=context).val  # every batch of the split
     if record.task == "translation":  # padded batches of sorted lengths: spread the batches themselves
         chosen = evenly_spaced(full, batches)
         return [chosen[i] for i in prefix_order(len(chosen))]
     import torch
-    bs = record.train.batch_size
+    bs = full[0][1].shape[0]
     x = torch.cat([b[0] for b in full])
     y = torch.cat([b[1] for b in full])
     idx = evenly_spaced(range(len(x)), batches * bs)
@@ -127,12 +128,23 @@ def parallel_corpus(data: Any):
     return load_parallel_corpus(*(data or (None, None)))
 
 
-def supernet_task_data(record, eval_batches: int | None = None, split: str = "val") -> TaskData:
-    """The data a trained supernet's record names (its task, data, tokenizer, and batch shape)."""
+def supernet_task_data(record, eval_batches: int | None = None, split: str = "val",
+                       context: int | None = None) -> TaskData:
+    """The data a trained supernet's record names (its task, data, tokenizer, and batch shape).
+    `context`: a language model's evaluation windows of that many tokens instead of its training
+    length, as many windows per batch as keep a batch's tokens the same (a long-context supernet
+    scored at a shorter prompt's context, or the reverse)."""
     from supernet.corpus.tokenizer import tokenizer_from_dict
     cfg = record.train
-    return load_task_data(record.task, record.data, max_len=record.space["max_len"], seq_len=cfg.seq_len,
-                          batch_size=cfg.batch_size, eval_batches=eval_batches or cfg.eval_batches, split=split,
+    seq_len, batch_size = cfg.seq_len, cfg.batch_size
+    if context is not None and record.task != "translation":
+        if context > record.space["max_len"]:
+            raise UserError(f"--eval-context {context} exceeds the supernet's max_len {record.space['max_len']}")
+        seq_len, batch_size = context, max(1, cfg.batch_size * cfg.seq_len // context)
+    elif context is not None:
+        raise UserError("--eval-context: a translation supernet scores whole sentence pairs; drop it")
+    return load_task_data(record.task, record.data, max_len=record.space["max_len"], seq_len=seq_len,
+                          batch_size=batch_size, eval_batches=eval_batches or cfg.eval_batches, split=split,
                           tokenizer=tokenizer_from_dict(record.tokenizer))
 
 

@@ -194,3 +194,25 @@ def test_final_set_spreads_over_structures_before_filling_by_loss() -> None:
     assert [a.id for a in final_set(ranked, 4)] == [a.id for a in ranked]  # then filled, best first
     assert [a.id for a in final_set(ranked, 1)] == [base.id]
     assert final_set([], 5) == []
+
+
+def test_eval_context_scores_windows_of_that_length(tiny_trained, tmp_path) -> None:
+    """--eval-context: a language model's losses on windows of N tokens, the same tokens per batch;
+    a search records it and keeps its scores apart; beyond the space's context it is refused."""
+    from nas import api
+    from supernet.checkpoint import read_record
+    from supernet.tasks import spread_batches, supernet_task_data
+    record = read_record(tiny_trained / "sn")  # trained on windows of 32, 4 per batch
+    x, y = supernet_task_data(record, 2, context=16).val[0]
+    assert y.shape == (8, 16)  # twice the windows, half as long
+    assert spread_batches(record, 3, context=8)[0][1].shape == (16, 8)
+    space, sn = tiny_trained / "tiny.yaml", tiny_trained / "sn"
+    arch = load_space(space).largest()
+    short = api.evaluate(sn, arch, batches=2, context=8, progress=False).scores[0].loss
+    full = api.evaluate(sn, arch, batches=2, progress=False).scores[0].loss
+    assert short != full
+    run = api.search("a100", "2s", space=space, supernet=sn, iterations=4, eval_batches=1, eval_context=16,
+                     out=tmp_path / "run", options={"population": 4, "sample_size": 2}, progress=False)
+    assert run.best is not None
+    with pytest.raises(UserError, match="--eval-context 65 exceeds"):
+        api.plan_search("a100", "2s", space=space, supernet=sn, eval_context=65, out=tmp_path / "r2")

@@ -35,9 +35,10 @@ if TYPE_CHECKING:
 DEFAULT_ITERATIONS = 300
 
 
-def _actor_evaluator(folder: str, batches: int, device: str, precision: str | None = None) -> Any:
+def _actor_evaluator(folder: str, batches: int, device: str, precision: str | None = None,
+                     context: int | None = None) -> Any:
     """A Ray actor's scorer: the search's multi-fidelity one, on the actor's device."""
-    return supernet_evaluator(folder, batches, device=device, precision=precision, spread=True)
+    return supernet_evaluator(folder, batches, device=device, precision=precision, spread=True, context=context)
 
 
 # Fitness stages (nas.search.fidelity): batches of 16 windows of 128 tokens on the shipped supernet
@@ -141,6 +142,7 @@ class SearchRequest:
     calibrate: bool = True
     reuse: bool = True
     memory_budget: "str | int | MemoryBudget | None" = None  # "8MB", bytes: a second budget (space.memory)
+    eval_context: int | None = None  # tokens per scored window (language models; default: the supernet's training length)
 
 
 def as_request(hardware: Any, budget: Any = None, **fields: Any) -> SearchRequest:
@@ -170,10 +172,18 @@ def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
     fidelity = Fidelity(batches=r.eval_batches,
                         hurdle_batches=max(r.eval_batches, DEFAULT_HURDLE_BATCHES) if r.hurdle_batches is None else r.hurdle_batches,
                         final_batches=(max(r.eval_batches, r.hurdle_batches or 0, DEFAULT_FINAL_BATCHES)
-                                       if r.final_batches is None else r.final_batches), final_top=r.final_top)
+                                       if r.final_batches is None else r.final_batches), final_top=r.final_top,
+                        context=r.eval_context)
     opts = asdict(resolve_options(r.strategy, {**population_options(r.strategy, r.population), **(r.options or {})}))
     hw, full = as_hardware(r.hardware), as_space(r.space)
     w = as_workload(r.workload, full)
+    if r.eval_context is not None:
+        from supernet.tasks import task_for
+        if task_for(full) == "translation":
+            raise UserError("--eval-context: a translation supernet scores whole sentence pairs; drop it")
+        if r.eval_context > full.max_len:
+            raise UserError(f"--eval-context {r.eval_context} exceeds space {full.name!r}'s context (max_len "
+                            f"{full.max_len})")
     space = full.restricted(hw.precisions)  # the archs this device runs; the supernet is the full space's
     check_address(r.ray_address)
     from supernet.device import resolve_device, resolve_precision
@@ -259,13 +269,15 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
     fidelity, tokens = plan.fidelity, None
     if evaluate is None:
         ev = supernet_evaluator(folder, fidelity.final_batches, device=plan.device or "cpu",
-                                precision=plan.precision if plan.device is not None else None, spread=True)
+                                precision=plan.precision if plan.device is not None else None, spread=True,
+                                context=fidelity.context)
         tokens = ev.tokens_of
         if plan.workers or plan.ray_address:
             from nas.ray_adapter import RayEvaluatorPool
             precision = None if plan.precision == "auto" else plan.precision
             pool = RayEvaluatorPool(str(folder), fidelity.final_batches, max(1, plan.workers),
-                                    functools.partial(_actor_evaluator, precision=precision), plan.ray_address,
+                                    functools.partial(_actor_evaluator, precision=precision, context=fidelity.context),
+                                    plan.ray_address,
                                     device=device)
             evaluate, close = pool.losses, pool.close
         else:
@@ -326,8 +338,9 @@ def score_book(plan: SearchPlan, folder: str | Path):
     from nas.search.scores import ScoreBook, scorer_key
     from supernet.checkpoint import checkpoint_path, read_record
     kind = plan.device.type if plan.device is not None else "ray"  # a cluster's actors: their own kind
+    context = {"context": plan.fidelity.context} if plan.fidelity.context else {}  # keys of earlier books unchanged
     key = scorer_key(checkpoint_path(folder), split="val", spread=plan.fidelity.final_batches,
-                     data=read_record(folder).data, device=kind, precision=plan.precision)
+                     data=read_record(folder).data, device=kind, precision=plan.precision, **context)
     return ScoreBook.for_scorer(key)
 
 

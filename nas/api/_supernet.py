@@ -345,13 +345,14 @@ def _data_args(record: SupernetRecord) -> dict[str, Any]:
 
 def supernet_evaluator(folder: str | Path, batches: int | None = None, loaded: Any = None,
                        split: str = "val", device: "str | torch.device" = "cpu", precision: str | None = None,
-                       spread: bool = False) -> "Evaluator":
+                       spread: bool = False, context: int | None = None) -> "Evaluator":
     """The scorer a search uses: an Evaluator of the supernet in `folder` on its own data's `split`
     (validation for selection; test only for final tables), on `device` in `precision` (default:
     the device's), scoring many windows of many archs per call. `loaded`: what
     `load_supernet(folder)` returned, when the caller has it already. `spread`: `batches` batches
     drawn from the whole split, every prefix of them spread over it (the search's multi-fidelity
-    scorer: `loss(arch, batches=k)` scores the first k); else the split's first `batches`."""
+    scorer: `loss(arch, batches=k)` scores the first k); else the split's first `batches`. `context`:
+    a language model's windows of that many tokens (default: its training length)."""
     from supernet.checkpoint import load_supernet
     from supernet.device import resolve_device, resolve_precision
     from supernet.evaluate import Evaluator
@@ -360,9 +361,9 @@ def supernet_evaluator(folder: str | Path, batches: int | None = None, loaded: A
     model, record = loaded or load_supernet(folder)
     if spread:
         from supernet.tasks import spread_batches
-        val = spread_batches(record, batches or record.train.eval_batches, split=split)
+        val = spread_batches(record, batches or record.train.eval_batches, split=split, context=context)
     else:
-        val = supernet_task_data(record, batches, split=split).val
+        val = supernet_task_data(record, batches, split=split, context=context).val
     return Evaluator(model.to(dev), val, precision=resolve_precision(precision, dev))
 
 
@@ -392,9 +393,10 @@ class EvalResult:
 
 def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *, batches: int | None = None,
              split: str = "val", sentences: int = 500, beam: int = 4, device: str = "auto",
-             precision: str | None = None, progress: Progress | bool = True) -> EvalResult:
+             precision: str | None = None, progress: Progress | bool = True, context: int | None = None) -> EvalResult:
     """Loss (and for translation BLEU and chrF of greedy and beam decoding) of archs with inherited
-    weights, on the supernet's own data (`split`: val or test)."""
+    weights, on the supernet's own data (`split`: val or test); a language model's on windows of
+    `context` tokens (default: its training length)."""
     archs = as_archs(archs)
     if not archs:
         raise UserError("evaluate: no archs given")
@@ -405,7 +407,8 @@ def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *,
     model, record = loaded
     for a in archs:
         model.require(a)
-    ev = supernet_evaluator(supernet, batches, loaded, split=split, device=device, precision=precision)
+    ev = supernet_evaluator(supernet, batches, loaded, split=split, device=device, precision=precision,
+                            context=context)
     translation = record.task == "translation"
     pairs: list = []
     if translation:

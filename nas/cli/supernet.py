@@ -79,14 +79,16 @@ def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset,
               help="Translation: how many pairs of the split to translate (evenly spaced).")
 @click.option("--beam", type=click.IntRange(min=1), default=4, show_default=True,
               help="Translation: beam size of the second decoding (1: greedy only).")
+@click.option("--context", type=click.IntRange(min=2), default=None, metavar="N",
+              help="Language models: score windows of N tokens (default: the training length).")
 @device_options
-def evaluate_cmd(supernet_dir, arch_file, batches, split, sentences, beam, device, precision) -> None:
+def evaluate_cmd(supernet_dir, arch_file, batches, split, sentences, beam, context, device, precision) -> None:
     """Loss and perplexity of archs with inherited supernet weights; for translation also BLEU and
     chrF of greedy and beam-search decoding."""
     res = api.evaluate(supernet_dir, arch_file, batches=batches, split=split, sentences=sentences, beam=beam,
-                       device=device, precision=precision, progress=PROGRESS)
+                       device=device, precision=precision, progress=PROGRESS, context=context)
     extra = list(res.scores[0].translation)
-    title = f"inherited weights, {res.tokens:,} {split} tokens"
+    title = f"inherited weights, {res.tokens:,} {split} tokens" + (f" in windows of {context}" if context else "")
     if res.pairs:
         title += f"; BLEU/chrF on {res.pairs:,} {split} pairs (sacrebleu)"
     table = Table("arch", "params", f"{split} loss", "perplexity", "bits/byte", *extra, box=None, title=title,

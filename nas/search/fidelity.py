@@ -40,9 +40,12 @@ class Fidelity:
     hurdle: float = field(default=0.2, metadata=fraction(low_open=True))  # fraction of the cheap losses so far a contender is within
     final_batches: int = 64  # the final top-K (131,072 tokens on the shipped supernet)
     final_top: int = 5
+    # tokens per scored window of a language model (the context each loss is measured at): None, the
+    # supernet's training length; a long-context search scores at its workload's prompt length
+    context: int | None = field(default=None, metadata={"least": 2})
 
     def __post_init__(self) -> None:
-        check_fields(self, label=lambda name: "--eval-batches" if name == "batches" else flag(name))
+        check_fields(self, label=lambda name: {"batches": "--eval-batches", "context": "--eval-context"}.get(name, flag(name)))
         if not self.batches <= self.hurdle_batches <= self.final_batches:
             raise UserError(f"validation batches must grow by stage: --eval-batches {self.batches}, "
                             f"--hurdle-batches {self.hurdle_batches}, --final-batches {self.final_batches}; "
@@ -58,7 +61,10 @@ class Fidelity:
         return self.final_batches > self.batches
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["context"] is None:  # as runs recorded before the setting existed
+            del out["context"]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
