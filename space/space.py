@@ -115,6 +115,24 @@ class SearchSpace:
                             f"device runs ({', '.join(precisions)})")
         return replace(self, precision=keep)
 
+    def with_attention(self, types: Iterable[str]) -> "SearchSpace":
+        """This space with only the attention types `types` in every stack (their parameters'
+        choices unchanged): a search for the best arch of one kind, or of a few."""
+        want = list(dict.fromkeys(types))
+        offered = {t for _, ss in self.stacks for t, _ in ss.attention}
+        unknown = [t for t in want if t not in offered]
+        if unknown or not want:
+            raise ArchError(f"attention {','.join(unknown) or '(none)'}: space {self.name!r} offers "
+                            f"{', '.join(sorted(offered))}")
+        stacks = {}
+        for name, ss in self.stacks:
+            keep = tuple((t, p) for t, p in ss.attention if t in want)
+            if not keep:
+                raise ArchError(f"attention {','.join(want)}: the {name} of space {self.name!r} offers none of "
+                                f"them ({', '.join(t for t, _ in ss.attention)})")
+            stacks[name] = replace(ss, attention=keep)
+        return replace(self, **stacks)
+
     def _sample_layer(self, ss: StackSpace, rng: random.Random, enc_depth: int | None) -> dict[str, Any]:
         genes: dict[str, Any] = {}
         for gene in _GENES:

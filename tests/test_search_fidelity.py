@@ -216,3 +216,17 @@ def test_eval_context_scores_windows_of_that_length(tiny_trained, tmp_path) -> N
     assert run.best is not None
     with pytest.raises(UserError, match="--eval-context 65 exceeds"):
         api.plan_search("a100", "2s", space=space, supernet=sn, eval_context=65, out=tmp_path / "r2")
+
+
+def test_attention_restricts_the_search_to_those_types(tiny_trained, tmp_path) -> None:
+    """--attention linear: every trial (and so the answer) uses linear attention on every layer, with
+    the supernet of the whole space; a type the space lacks is refused in one line."""
+    from nas import api
+    space, sn = tiny_trained / "tiny.yaml", tiny_trained / "sn"
+    run = api.search("a100", "2s", space=space, supernet=sn, iterations=6, eval_batches=1, attention="linear",
+                     out=tmp_path / "run", options={"population": 4, "sample_size": 2}, progress=False,
+                     reuse=False)
+    archs = [Arch.from_json(t["arch"]) for t in run.trials]
+    assert archs and all(layer.attn == "linear" for a in archs for layer in a.decoder.layers)
+    with pytest.raises(UserError, match="attention fastformer: space 'tiny-lm' offers linear, softmax, window"):
+        api.plan_search("a100", "2s", space=space, supernet=sn, attention="fastformer", out=tmp_path / "r2")

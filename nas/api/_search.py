@@ -143,6 +143,7 @@ class SearchRequest:
     reuse: bool = True
     memory_budget: "str | int | MemoryBudget | None" = None  # "8MB", bytes: a second budget (space.memory)
     eval_context: int | None = None  # tokens per scored window (language models; default: the supernet's training length)
+    attention: "tuple[str, ...] | str | None" = None  # only these attention types ("softmax", "window,linear"); None: all
 
 
 def as_request(hardware: Any, budget: Any = None, **fields: Any) -> SearchRequest:
@@ -185,6 +186,9 @@ def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
             raise UserError(f"--eval-context {r.eval_context} exceeds space {full.name!r}'s context (max_len "
                             f"{full.max_len})")
     space = full.restricted(hw.precisions)  # the archs this device runs; the supernet is the full space's
+    if r.attention:
+        types = r.attention.split(",") if isinstance(r.attention, str) else r.attention
+        space = space.with_attention(t.strip() for t in types)
     check_address(r.ray_address)
     from supernet.device import resolve_device, resolve_precision
     dev = resolve_device(r.device) if not r.ray_address else None  # a cluster's devices are its own to resolve

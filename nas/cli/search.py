@@ -51,6 +51,9 @@ from space.options import parse_pairs
 @click.option("--final-top", default=DEFAULT_FINAL_TOP, show_default=True, type=click.IntRange(min=1),
               help="How many archs within the budget are re-scored on --final-batches: the best of each "
                    "structure (depth, width, precision) first, then the next best.")
+@click.option("--attention", default=None, metavar="TYPES",
+              help="Search only archs whose layers use these attention types (comma-separated, e.g. softmax or "
+                   "window,linear): the best of one kind. Default: every type the space offers.")
 @click.option("--eval-context", default=None, type=click.IntRange(min=2), metavar="N",
               help="Language models: score every loss on windows of N tokens, the context the model will work at "
                    "(e.g. the workload's prompt length); default: the supernet's training length.")
@@ -70,7 +73,7 @@ from space.options import parse_pairs
                    "them out.")
 @device_options
 def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strategy, iterations, population, options, seed,
-               workload, eval_batches, hurdle_batches, final_batches, final_top, eval_context, workers, ray_address, out,
+               workload, eval_batches, hurdle_batches, final_batches, final_top, attention, eval_context, workers, ray_address, out,
                confidence, calibrate, reuse, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
     request = api.SearchRequest(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
@@ -78,7 +81,8 @@ def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strateg
                                 seed=seed, workload=workload, eval_batches=eval_batches, hurdle_batches=hurdle_batches,
                                 final_batches=final_batches, final_top=final_top, workers=workers, ray_address=ray_address, out=out, device=device,
                                 precision=precision, confidence=confidence, calibrate=calibrate, reuse=reuse,
-                                memory_budget=memory_budget, eval_context=eval_context)
+                                memory_budget=memory_budget, eval_context=eval_context,
+                                attention=attention)
     plan = api.plan_search(request)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
