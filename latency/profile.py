@@ -46,13 +46,15 @@ def reference_arch(space: SearchSpace) -> Arch:
 
 def time_group(archs: list[Arch], workload: Workload, device: str, protocol: TimingProtocol,
                threads: int | None = None, timer: Timer | None = None,
-               reference: Arch | None = None, backend: str = "torch") -> tuple[list[Any], dict[str, Any]]:
+               reference: Arch | None = None, backend: str = "torch",
+               prefill_only: bool = False) -> tuple[list[Any], dict[str, Any]]:
     """Timings of a group of archs measured together (interleaved), and the device metadata (with
     the reference's own timing in this group as `ref_s`). Runs wherever it is called: locally, or
-    inside a Ray task on the device's node."""
+    inside a Ray task on the device's node. `prefill_only`: a generation workload's first call
+    alone (time to first token)."""
     if threads:
         torch.set_num_threads(threads)  # also inside Ray workers, which are reused between tasks
-    models = {a.id: build(a, workload, device, backend=backend) for a in archs}
+    models = {a.id: build(a, workload, device, backend=backend, prefill_only=prefill_only) for a in archs}
     ref_key = None
     if reference is not None:
         ref_key = ("reference", reference.id)
