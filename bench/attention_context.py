@@ -1,5 +1,6 @@
 """Attention latency and memory against context, per type, in a whole model: the issue's 4 x 256
-model (8 heads of 32, FFN 1024, RoPE, fp32) with every layer one attention type.
+model (8 heads of 32, FFN 1024, fp32; RoPE in the decoders, a learned table in the encoders, since
+Linformer and Fastformer take no rotation) with every layer one attention type.
 
 - decoder types (softmax, window-64, window-256, linear): prefill T bytes then `--gen` cached decode
   steps, as `nas measure` runs a generation workload (latency/runner.py): time to first token

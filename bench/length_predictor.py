@@ -62,6 +62,9 @@ def main() -> None:
         per[w.seq_len] = {"rows": rows, "x": x, "y": latency_target(rows).to_numpy(dtype=np.float64)}
     # held out: the same archs at every length where they were measured
     ids = sorted(set.intersection(*(set(p["rows"].arch_id) for p in per.values())))
+    if len(ids) < 8:
+        raise SystemExit(f"{args.dataset}: only {len(ids)} archs were measured at every length; profile the same "
+                         f"--seed at each length with --samples 40 or more")
     rng = np.random.default_rng(args.seed)
     test_ids = set(rng.permutation(ids)[:max(2, int(round(args.test_fraction * len(ids))))])
     rng_seed = {"seed": args.seed} if args.predictor in ("gbt", "mlp") else {}

@@ -68,8 +68,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "long_search.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results.update(hardware=args.hardware, budget=args.budget, space=space.name, supernet=str(supernet),
-                   gen=args.gen, iterations=args.iterations)
+    settings = dict(hardware=args.hardware, budget=args.budget, space=space.name, supernet=str(supernet),
+                    gen=args.gen, iterations=args.iterations)
+    changed = [k for k, v in settings.items() if k in results and results[k] != v]
+    if changed:
+        raise SystemExit(f"{path}: holds results for other settings ({', '.join(f'{k} {results[k]}' for k in changed)}); "
+                         f"give another --out or the same settings to resume")
+    results.update(settings)
     rows = results.setdefault("rows", {})
 
     def save() -> None:
@@ -117,7 +122,7 @@ def time_answers(results: dict, args) -> None:
     from latency.protocol import TimingProtocol
     from latency.runner import cpu_identity
     hw = load_hardware(args.hardware)
-    threads = getattr(hw, "threads", None)
+    threads = hw.threads
     for L in args.contexts:
         todo = [r for r in results["rows"].values() if r["context"] == L and r.get("arch") and "measured_s" not in r]
         if not todo:
@@ -125,8 +130,8 @@ def time_answers(results: dict, args) -> None:
         archs = [Arch.from_json(r["arch"]) for r in todo]
         uniq = list({a.id: a for a in archs}.values())
         proto = TimingProtocol(rounds=args.rounds)
-        whole, _ = time_group(uniq, Workload(1, L, args.gen), "cpu", proto, threads=threads)
-        first, _ = time_group(uniq, Workload(1, L, args.gen), "cpu", proto, threads=threads, prefill_only=True)
+        whole, _ = time_group(uniq, Workload(1, L, args.gen), hw.device, proto, threads=threads)
+        first, _ = time_group(uniq, Workload(1, L, args.gen), hw.device, proto, threads=threads, prefill_only=True)
         by_id = {a.id: i for i, a in enumerate(uniq)}
         for r in todo:
             i = by_id[r["arch_id"]]

@@ -92,8 +92,8 @@ def state_bytes(arch: Arch, w: Workload) -> int:
 def activation_peak(arch: Arch, w: Workload) -> int:
     """The largest working set beyond the weights and the final state (bytes), roughly: the prompt's
     prefill (one block's inputs, queries, keys, values, their rotated copies under RoPE, the FFN's
-    hidden values and its activation's output, the attention kernel's scores) and the last
-    position's logits; or, while decoding, a growing cache's copy (torch.cat holds a layer's old and
+    hidden values and its activation's output, the attention kernel's scores) and the logits (the
+    last position's alone when generating, every position's in a forward pass); or, while decoding, a growing cache's copy (torch.cat holds a layer's old and
     new keys and values at once), whichever is larger."""
     per = activation_bytes(arch.precision)
     t, b = w.seq_len, w.batch

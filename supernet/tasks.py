@@ -138,11 +138,17 @@ def supernet_task_data(record, eval_batches: int | None = None, split: str = "va
     cfg = record.train
     seq_len, batch_size = cfg.seq_len, cfg.batch_size
     if context is not None and record.task != "translation":
+        from space.options import check_int
+        check_int(context, "context", 2)
         if context > record.space["max_len"]:
-            raise UserError(f"--eval-context {context} exceeds the supernet's max_len {record.space['max_len']}")
+            raise UserError(f"context {context} exceeds the supernet's max_len {record.space['max_len']}")
+        if record.space.get("positions", "learned") == "learned" and context > cfg.seq_len:
+            raise UserError(f"context {context}: this supernet learned a position table and trained on windows of "
+                            f"{cfg.seq_len}; positions beyond {cfg.seq_len} were never trained. Score at most "
+                            f"{cfg.seq_len}, or train with --seq-len {context}")
         seq_len, batch_size = context, max(1, cfg.batch_size * cfg.seq_len // context)
     elif context is not None:
-        raise UserError("--eval-context: a translation supernet scores whole sentence pairs; drop it")
+        raise UserError("context: a translation supernet scores whole sentence pairs; drop it")
     return load_task_data(record.task, record.data, max_len=record.space["max_len"], seq_len=seq_len,
                           batch_size=batch_size, eval_batches=eval_batches or cfg.eval_batches, split=split,
                           tokenizer=tokenizer_from_dict(record.tokenizer))

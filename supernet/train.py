@@ -127,7 +127,10 @@ def train_supernet(space: SearchSpace, batches, val_batches: list, out: Path, cf
     if has_supernet(out):
         _resume(out, st, record, scaler)
     elif cfg.init_from:
-        warm_start(model, Path(cfg.init_from))
+        taken, _ = warm_start(model, Path(cfg.init_from))
+        if not taken:
+            raise UserError(f"--init-from {cfg.init_from}: none of its tensors has the name and shape of one of "
+                            f"this supernet's (another width or vocabulary?); nothing to start from")
     model.to(rt.device)
     _optimizer_to(st.optimizer, rt.device)
     if dist.active:

@@ -213,7 +213,15 @@ def test_eval_context_scores_windows_of_that_length(tiny_trained, tmp_path) -> N
     assert short != full
     run = api.search("a100", "2s", space=space, supernet=sn, iterations=4, eval_batches=1, eval_context=16,
                      out=tmp_path / "run", options={"population": 4, "sample_size": 2}, progress=False)
-    assert run.best is not None
+    assert run.best is not None and run.record.fidelity["context"] == 16
+    from nas.api._search import score_book
+    plan = api.plan_search("a100", "2s", space=space, supernet=sn, eval_batches=1, out=tmp_path / "run3")
+    assert score_book(plan, sn).path != score_book(api.plan_search(
+        "a100", "2s", space=space, supernet=sn, eval_batches=1, eval_context=16, out=tmp_path / "run4"), sn).path
+    with pytest.raises(UserError, match="context=0 must be"):
+        api.evaluate(sn, arch, batches=1, context=0, progress=False)
+    with pytest.raises(UserError, match="positions beyond 32 were never trained"):
+        api.evaluate(sn, arch, batches=1, context=48, progress=False)
     with pytest.raises(UserError, match="--eval-context 65 exceeds"):
         api.plan_search("a100", "2s", space=space, supernet=sn, eval_context=65, out=tmp_path / "r2")
 

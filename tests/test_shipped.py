@@ -13,6 +13,9 @@ from supernet.checkpoint import load_supernet
 from supernet.train import evaluate_loss
 
 LM = load_space("lm-shakespeare")
+LONG = load_space("lm-shakespeare-long")
+# the validation loss (nats/byte) each was trained to, on its own windows (128 and 2,048 bytes)
+TRAINED_TO = {"lm-shakespeare": 1.75, "lm-shakespeare-long": LONG_TRAINED_TO}
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +25,29 @@ def shipped():
     return folder
 
 
-def test_it_loads_and_gives_its_recorded_losses(shipped) -> None:
+@pytest.mark.parametrize("space", [LM, LONG], ids=lambda s: s.name)
+def test_it_loads_and_gives_its_recorded_losses(space) -> None:
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from ship_supernet import check_batch
-    model, record = load_supernet(shipped)
-    check = json.loads((shipped / "check.json").read_text())
+    folder = shipped_supernet(space)
+    assert folder is not None, f"configs/supernets/{space.name}/ holds no supernet of today's {space.name} space"
+    model, record = load_supernet(folder)
+    check = json.loads((folder / "check.json").read_text())
     batch = check_batch(record)
-    assert evaluate_loss(model, LM.largest(), batch) == pytest.approx(check["largest"], abs=1e-4)
-    assert evaluate_loss(model, LM.smallest(), batch) == pytest.approx(check["smallest"], abs=1e-4)
+    assert evaluate_loss(model, space.largest(), batch) == pytest.approx(check["largest"], abs=1e-4)
+    assert evaluate_loss(model, space.smallest(), batch) == pytest.approx(check["smallest"], abs=1e-4)
     assert record.dtype == "float16" and record.finished
-    assert record.log[-1]["val_largest"] <= 1.75  # the quality it was trained to
-    assert (shipped / "supernet.safetensors").stat().st_size < 25 * 2**20
+    assert record.log[-1]["val_largest"] <= TRAINED_TO[space.name]
+    assert (folder / "supernet.safetensors").stat().st_size < 25 * 2**20
+
+
+def test_a_long_context_search_plans_with_its_shipped_supernet(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan = api.plan_search("xeon-2vcpu", "400ms", space="lm-shakespeare-long", calibrate=False)
+    assert plan.supernet.action == "use" and plan.supernet.folder == shipped_supernet(LONG)
+    assert plan.workload.seq_len == 2048 and plan.workload.gen_tokens == 128
 
 
 def test_the_main_job_uses_it_without_training(shipped, tmp_path, monkeypatch) -> None:

@@ -109,6 +109,12 @@ def test_warm_start_takes_the_tensors_that_fit(tmp_path, tiny_spaces) -> None:
     assert Evaluator(st.model, VAL).loss(longer.largest()) < fresh - 0.3  # it starts nearer where the short one ended
     _, record = load_supernet(tmp_path / "long")
     assert record.train.init_from == str(tmp_path / "short")
+    from supernet.train import warm_start
+    fresh_model = SuperTransformer(longer, seed=0)
+    before = {k: v.clone() for k, v in fresh_model.state_dict().items()}
+    taken, left = warm_start(fresh_model, tmp_path / "short")
+    assert left == ["decoder.pos.weight"] and len(taken) == len(before) - 1  # only the longer table stays
+    assert torch.equal(fresh_model.state_dict()["decoder.pos.weight"], before["decoder.pos.weight"])
 
 
 def test_warm_start_refuses_another_task(tmp_path, tiny_trained) -> None:

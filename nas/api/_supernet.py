@@ -151,11 +151,14 @@ def plan_training(space: Any = "lm-shakespeare", **fields: Any) -> TrainPlan:
     if kind == "bytes" and space.vocab_size != 259 or kind == "bpe" and arg != space.vocab_size:
         from supernet.corpus.tokenizer import check_vocab
         check_vocab(259 if kind == "bytes" else arg, space.vocab_size, spec, space.name)
+    folder = Path(out) if out else default_supernet_dir(space.name)
     if config.init_from:
-        _check_init_from(Path(config.init_from), task, spec, space)
+        source = Path(config.init_from).expanduser().resolve()  # the record names it from anywhere
+        if not has_supernet(folder):  # a resume never reads the source again
+            _check_init_from(source, task, spec, space)
+        config = replace(config, init_from=str(source))
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    folder = Path(out) if out else default_supernet_dir(space.name)
     resume_from = 0
     if has_supernet(folder):
         old = read_record(folder)
@@ -171,7 +174,8 @@ def plan_training(space: Any = "lm-shakespeare", **fields: Any) -> TrainPlan:
 
 
 def _check_init_from(folder: Path, task: str, spec: str, space: SearchSpace) -> None:
-    """A warm start needs a supernet of the same task and tokenizer (its embeddings mean the same ids)."""
+    """A warm start needs a supernet of the same task and kind of tokenizer (its embeddings mean the
+    same ids: a BPE training then reuses the source's tokenizer instead of training its own)."""
     from supernet.corpus.tokenizer import parse_spec
     if not has_supernet(folder):
         raise UserError(f"--init-from {folder}: no supernet there (no {folder}/supernet.safetensors)")
@@ -223,6 +227,8 @@ def run_training(plan: TrainPlan, progress: Progress | bool = True, threads: int
     cfg = plan.config
     if plan.resume_from:
         tok = tokenizer_from_dict(record_of(plan.folder).tokenizer)  # a resume keeps its own tokenizer
+    elif cfg.init_from:
+        tok = tokenizer_from_dict(record_of(cfg.init_from).tokenizer)  # the ids the source's embeddings mean
     else:
         tok = make_tokenizer(plan.tokenizer, plan.task, plan.data, plan.space)
     td = load_task_data(plan.task, plan.data, max_len=plan.space.max_len, seq_len=cfg.seq_len,

@@ -156,5 +156,5 @@ def parse_options(items: tuple[str, ...]) -> dict[str, Any] | None:
     try:
         return parse_pairs(items)
     except UserError as exc:
-        raise click.BadParameter(str(exc), param_hint="--option") from None
+        raise click.BadParameter(str(exc).removeprefix("--option "), param_hint="--option") from None
 

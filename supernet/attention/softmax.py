@@ -57,7 +57,7 @@ class Softmax(Kernel):
         window = self._window(layer)
         if t == 1 and (window is None or s <= window):
             out = F.scaled_dot_product_attention(q, k, v, enable_gqa=True)  # one query sees every cached key
-        elif t == s and window is None:
+        elif state is None and window is None:
             # A prefill from an empty cache: the fused causal kernel, never a (t, t) mask (at t = 2048 the
             # mask path allocated 128 MB and spent an eighth of the prefill building it)
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
