@@ -68,7 +68,7 @@ stay for your data). Weights in float16 ({size:.1f} MB, loaded as float32), no o
 
 - Trained with: `{args.command}`
 - {rec.step} steps, {args.hours:.1f} hours on {args.machine}; settings: {json.dumps(rec.train.to_dict())}
-- Validation loss at the end (nats/byte, {rec.train.eval_batches} batches of the validation plays):
+- Validation loss at the end (nats/byte, {rec.train.eval_batches} batches of {rec.train.batch_size} windows of {rec.train.seq_len} bytes of the validation plays):
   largest arch {last['val_largest']:.4f}, smallest {last['val_smallest']:.4f}
 - `log.csv`: the training log; `check.json`: losses on a fixed batch, from these float16 weights{adopted}
 """)
