@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=128)
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     ap.add_argument("--iterations", type=int, default=150)
+    ap.add_argument("--population", type=int, default=None, help="the strategy's population (default: its own)")
     ap.add_argument("--final-batches", type=int, default=16, help="validation batches of the final re-score")
     ap.add_argument("--test-batches", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds per answer")
@@ -69,7 +70,7 @@ def main() -> None:
     path = out / "long_search.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     settings = dict(hardware=args.hardware, budget=args.budget, space=space.name, supernet=str(supernet),
-                    gen=args.gen, iterations=args.iterations)
+                    gen=args.gen, iterations=args.iterations, population=args.population)
     changed = [k for k, v in settings.items() if k in results and results[k] != v]
     if changed:
         raise SystemExit(f"{path}: holds results for other settings ({', '.join(f'{k} {results[k]}' for k in changed)}); "
@@ -88,6 +89,7 @@ def main() -> None:
         w = f"batch=1,len={L},gen={args.gen}"
         run = api.search(args.hardware, args.budget, space=space, supernet=supernet, workload=w, eval_context=L,
                          attention=None if kind == "mixed" else kind, iterations=args.iterations,
+                         population=args.population,
                          final_batches=args.final_batches, seed=args.seed, out=out / "runs" / f"{L}-{kind}",
                          progress=True)
         best = run.best
