@@ -28,7 +28,7 @@ class Softmax(AttentionType):
                             layer.kv_heads * head_dim, total)
 
     def ops(self, layer, q, mode, causal):
-        return {"forward": 1, "prefill": 6, "first": 1, "decode": 3}[mode]
+        return {"forward": 1, "prefill": 1, "first": 1, "decode": 3}[mode]  # prefill: the fused causal kernel, no mask
 
     def kernel_values(self, layer, head_dim, t, causal):
         # causal without a mask: torch's fused (flash) kernel, scores a block at a time; else dense
