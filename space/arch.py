@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -58,7 +58,11 @@ class Layer:
     cross_heads: int | None = None  # decoder of encoder-decoder: cross-attention heads
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # field by field, not dataclasses.asdict (which deep-copies): every arch's id is made from these
+        return {k: v for k in _LAYER_FIELDS if (v := getattr(self, k)) is not None}
+
+
+_LAYER_FIELDS = tuple(f.name for f in fields(Layer))
 
 
 @dataclass(frozen=True)

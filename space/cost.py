@@ -163,29 +163,46 @@ def _attention_ops(layer: Layer, q: int, mode: str, causal: bool) -> int:
     return ATTENTION_TYPES[layer.attn].ops(layer, q, mode, causal)
 
 
+@functools.lru_cache(maxsize=None)
+def _part_name(stack: str, i: int) -> str:
+    return f"{stack}.layers[{i}]"
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _layer_pass(layer: Layer, embed: int, head_dim: int, max_len: int, precision: str, rope: bool,
+                enc_embed: int | None, start: int, q: int, causal: bool, db: int, memory: int, project_memory: bool,
+                mode: str) -> tuple[int, int, int, int]:
+    """(flops, activation bytes, weight bytes, ops) of one layer over q new tokens after `start`
+    cached, for one sequence. Memoised: a search's archs share layers, and a decode step's cost
+    repeats across archs that hold the same layer."""
+    f1, b1 = _self_attention(layer, embed, head_dim, start, q, causal, db, rope)
+    f2, b2 = _ffn(layer, embed, q, db)
+    flops, act = f1 + f2 + 2 * 8 * q * embed, b1 + b2  # + LayerNorms and residuals
+    if layer.cross_layers is not None:
+        f3, b3 = _cross(layer, embed, head_dim, q, memory, project_memory, enc_embed, db)
+        flops, act = flops + f3, act + b3
+    # weights at the arch's precision: int8 Linear weights take a byte each (plus a scale per row)
+    weights = layer_params(layer, embed, head_dim, max_len, enc_embed) * weight_bytes(precision)
+    ops = _BLOCK_OPS + _attention_ops(layer, q, mode, causal)
+    if rope:
+        ops += ATTENTION_TYPES[layer.attn].rope_ops(layer, q, mode, causal)
+    if layer.cross_layers is not None:
+        ops += _CROSS_OPS + (_CROSS_MEMORY_OPS if project_memory else 0)
+    return flops, act, weights, ops
+
+
 def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: int, db: int,
                 memory: int = 0, project_memory: bool = False, mode: str = "forward") -> list[tuple[str, int, int, int]]:
     """(part, flops, bytes, ops) of one invocation of a stack over q new tokens."""
     stack = getattr(arch, name)
     causal = name == "decoder"
     enc_embed = arch.encoder.embed if arch.encoder else None
+    rope = arch.positions == "rope"
     out = []
     for i, layer in enumerate(stack.layers):
-        rope = arch.positions == "rope"
-        f1, b1 = _self_attention(layer, stack.embed, arch.head_dim, start, q, causal, db, rope)
-        f2, b2 = _ffn(layer, stack.embed, q, db)
-        flops, act = f1 + f2 + 2 * 8 * q * stack.embed, b1 + b2  # + LayerNorms and residuals
-        if layer.cross_layers is not None:
-            f3, b3 = _cross(layer, stack.embed, arch.head_dim, q, memory, project_memory, enc_embed, db)
-            flops, act = flops + f3, act + b3
-        # weights at the arch's precision: int8 Linear weights take a byte each (plus a scale per row)
-        weights = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed) * weight_bytes(arch.precision)
-        ops = _BLOCK_OPS + _attention_ops(layer, q, mode, causal)
-        if rope:
-            ops += ATTENTION_TYPES[layer.attn].rope_ops(layer, q, mode, causal)
-        if layer.cross_layers is not None:
-            ops += _CROSS_OPS + (_CROSS_MEMORY_OPS if project_memory else 0)
-        out.append((f"{name}.layers[{i}]", batch * flops, batch * act + weights, ops))
+        flops, act, weights, ops = _layer_pass(layer, stack.embed, arch.head_dim, arch.max_len, arch.precision, rope,
+                                               enc_embed, start, q, causal, db, memory, project_memory, mode)
+        out.append((_part_name(name, i), batch * flops, batch * act + weights, ops))
     emb_bytes = batch * q * stack.embed * db * 2 + q * stack.embed * db  # token rows + position rows (or RoPE's tables)
     if head_q == 0:  # an encoder under a decoder: each layer's output normed, memories concatenated
         emb_ops = 3 + stack.depth + len({layer.cross_layers for layer in arch.decoder.layers})
@@ -202,6 +219,33 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
         out.append((f"{name}.head", batch * 2 * head_q * stack.embed * arch.vocab_size,
                     arch.vocab_size * stack.embed * db + batch * head_q * (stack.embed + arch.vocab_size) * db, 1))
     return out
+
+
+def _decode_passes(arch: Arch, start: int, count: int, batch: int, db: int,
+                   memory: int = 0) -> list[tuple[str, int, int, int]]:
+    """`_stack_pass` of the decoder for `count` decode steps of one token from `start` cached: the
+    same invocations in step order, each layer's steps looked up at once."""
+    if count <= 0:
+        return []
+    stack, enc_embed, rope = arch.decoder, arch.encoder.embed if arch.encoder else None, arch.positions == "rope"
+    per_layer = [_layer_steps(layer, stack.embed, arch.head_dim, arch.max_len, arch.precision, rope, enc_embed,
+                              start, count, db, memory) for layer in stack.layers]
+    fixed = _stack_pass(arch, "decoder", start, 1, batch, 1, db, memory=memory, mode="decode")[stack.depth:]
+    names = [_part_name("decoder", i) for i in range(stack.depth)]
+    out = []
+    for t in range(count):
+        for name, steps in zip(names, per_layer):
+            flops, act, weights, ops = steps[t]
+            out.append((name, batch * flops, batch * act + weights, ops))
+        out += fixed  # the embedding and the head do not depend on the step
+    return out
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _layer_steps(layer: Layer, embed: int, head_dim: int, max_len: int, precision: str, rope: bool,
+                 enc_embed: int | None, start: int, count: int, db: int, memory: int) -> tuple:
+    return tuple(_layer_pass(layer, embed, head_dim, max_len, precision, rope, enc_embed, start + t, 1, True, db,
+                             memory, False, "decode") for t in range(count))
 
 
 def embedding_params(arch: Arch, name: str) -> int:
@@ -258,16 +302,14 @@ def _analytic_cost(arch: Arch, w: Workload, dtype_bytes: int | None) -> Cost:
     elif arch.kind == "decoder":
         if w.generation:  # the prompt into the cache, then one token per step
             runs += _stack_pass(arch, "decoder", 0, n, b, 1, db, mode="prefill" if n > 1 else "first")
-            for t in range(w.gen_tokens):
-                runs += _stack_pass(arch, "decoder", n + t, 1, b, 1, db, mode="decode")
+            runs += _decode_passes(arch, n, w.gen_tokens, b, db)
         else:
             runs += _stack_pass(arch, "decoder", 0, n, b, n, db)
     else:
         runs += _stack_pass(arch, "encoder", 0, n, b, 0, db)
         if w.generation:  # from BOS, one token per step; the memory's K/V are projected at step 0
-            for t in range(w.gen_tokens):
-                runs += _stack_pass(arch, "decoder", t, 1, b, 1, db, memory=n, project_memory=t == 0,
-                                    mode="first" if t == 0 else "decode")
+            runs += _stack_pass(arch, "decoder", 0, 1, b, 1, db, memory=n, project_memory=True, mode="first")
+            runs += _decode_passes(arch, 1, w.gen_tokens - 1, b, db, memory=n)
         else:
             runs += _stack_pass(arch, "decoder", 0, n, b, n, db, memory=n, project_memory=True)
 
