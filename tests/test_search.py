@@ -137,7 +137,8 @@ class TestSearcherContract:
         small = lambda a: a.decoder.depth == 1 and a.decoder.embed == 16 and a.decoder.layers[0].heads == 2  # noqa: E731
         res = run_search(space, strategy, evaluate=lambda archs: [float(len(a.id)) for a in archs],
                          latency=lambda archs: [0.1 if small(a) else 1.0 for a in archs], budget_s=0.5,
-                         iterations=60, batch=4, run_dir=tmp_path / "run", seed=0, options=SMALL[strategy],
+                         iterations=60, batch=4, run_dir=tmp_path / "run", seed=0,
+                         options={**SMALL[strategy], "max_attempts": 40},
                          **({"fidelity": None}))
         assert 0 < len(res.trials) <= 16 and all(small(Arch.from_json(t["arch"])) for t in res.trials)
         assert res.stopped and "stopped after" in res.stopped and res.best is not None

@@ -54,7 +54,7 @@ def test_the_main_job_uses_it_without_training(shipped, tmp_path, monkeypatch) -
     monkeypatch.chdir(tmp_path)  # no runs/ here: nothing of the user's
     plan = api.plan_search("a100", "20ms", iterations=8)
     assert plan.supernet.action == "use" and plan.supernet.folder == shipped
-    run = api.search("a100", "20ms", iterations=8, eval_batches=1, options={"population": 4, "sample_size": 2},
-                     progress=False)
+    run = api.search("a100", "20ms", iterations=8, eval_batches=1, hurdle_batches=1, final_batches=2, final_top=2,
+                     options={"population": 4, "sample_size": 2}, progress=False)
     assert run.best is not None and run.record.supernet == str(shipped.resolve())
     assert not (tmp_path / "runs" / "supernet-lm-shakespeare").exists()  # nothing was trained
