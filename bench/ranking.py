@@ -41,17 +41,28 @@ PATTERNS = ("softmax", "window", "linear", "mixed")
 # labelled by their first layer's type, where the supernet's old bias sat (issue 20).
 DRAWN = ("first-softmax", "first-window", "first-linear")
 SETS = ("designed", "uniform")
-GRID = tuple((e, d) for e in (128, 192, 256) for d in (2, 4, 6))
 
 
-def ranking_archs(space, seed: int = 0) -> list[tuple[str, Arch]]:
+def grid(space, per_pattern: int | None = None) -> list[tuple[int, int]]:
+    """The (embed, depth) cells: every embed of the space x its smallest, middle and largest depth
+    (128/192/256 x 2/4/6 on lm-shakespeare); `per_pattern` of them, evenly spaced, when given."""
+    ds = sorted(space.decoder.depth)
+    cells = [(e, d) for e in sorted(space.decoder.embed) for d in sorted({ds[0], ds[len(ds) // 2], ds[-1]})]
+    if per_pattern is None or per_pattern >= len(cells):
+        return cells
+    if per_pattern < 1:
+        raise SystemExit(f"--per-pattern {per_pattern}: give at least 1")
+    return [cells[round(i * (len(cells) - 1) / max(1, per_pattern - 1))] for i in range(per_pattern)]
+
+
+def ranking_archs(space, seed: int = 0, per_pattern: int | None = None) -> list[tuple[str, Arch]]:
     """(pattern, arch) for every pattern x (embed, depth) cell of the grid; other genes drawn."""
     rng = random.Random(seed)
     ss = space.decoder
     kinds = dict(ss.attention)
     out = []
     for pattern in PATTERNS:
-        for embed, depth in GRID:
+        for embed, depth in grid(space, per_pattern):
             while True:
                 layers = []
                 for _ in range(depth):
@@ -62,7 +73,8 @@ def ranking_archs(space, seed: int = 0) -> list[tuple[str, Arch]]:
                                         rng.choice(ss.ffn_choices(embed)), **param))
                 if pattern != "mixed" or len({layer.attn for layer in layers}) > 1:
                     break
-            arch = Arch(space.kind, space.head_dim, space.vocab_size, space.max_len, decoder=Stack(embed, tuple(layers)))
+            arch = Arch(space.kind, space.head_dim, space.vocab_size, space.max_len, decoder=Stack(embed, tuple(layers)),
+                        positions=space.positions)
             out.append((pattern, space.require(arch)))
     return out
 
@@ -81,7 +93,7 @@ def drawn_archs(space, n: int = 24, seed: int = 1) -> list[tuple[str, Arch]]:
 
 
 def bench_archs(space, args) -> list[tuple[str, Arch]]:
-    return ranking_archs(space, args.arch_seed) if args.set == "designed" else drawn_archs(space, args.n_drawn, args.arch_seed)
+    return (ranking_archs(space, args.arch_seed, args.per_pattern) if args.set == "designed" else drawn_archs(space, args.n_drawn, args.arch_seed))
 
 
 def test_and_val(seq_len: int):
@@ -272,6 +284,8 @@ def main() -> None:
     st.add_argument("--set", choices=SETS, default="designed",
                     help="designed: the 36 archs of the pattern grid; uniform: --n-drawn archs drawn per gene")
     st.add_argument("--n-drawn", type=int, default=24)
+    st.add_argument("--per-pattern", type=int, default=None,
+                    help="designed set: this many (embed, depth) cells per pattern, evenly spaced (default: all 9)")
     st.add_argument("--arch-seed", type=int, default=0)
     st.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     st.add_argument("--steps", type=int, default=1000)
