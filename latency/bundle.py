@@ -41,6 +41,7 @@ class Bundle:
     source: str  # measured | calibrated | analytic
     metrics: dict[str, Any] = field(default_factory=dict)  # latency_metrics on held-out rows
     dataset: dict[str, Any] = field(default_factory=dict)  # rows, file, date
+    columns: tuple[int, ...] | None = None  # its feature columns among today's, where today computes more
 
     @cached_property
     def search_space(self) -> SearchSpace:
@@ -58,7 +59,8 @@ class Bundle:
         archs = [self.search_space.require(a) for a in archs]  # an arch outside the space encodes wrongly
         if not archs:
             return np.zeros((0, len(self.feature_names)))
-        return featurize(archs, self.search_space, self.work, self.hw)
+        X = featurize(archs, self.search_space, self.work, self.hw)
+        return X if self.columns is None else X[:, self.columns]
 
     def predict(self, archs: Iterable[Arch]) -> tuple[np.ndarray, np.ndarray]:
         """(seconds, relative std), one per arch, on this bundle's hardware and workload."""
@@ -145,10 +147,14 @@ def load_bundle(path: str | Path) -> Bundle:
                         f"(this hwnas computes v{FEATURE_VERSION}); {refit}")
     space = space_from_dict(rec["space"], f"{path.name}: space")
     names, today = list(rec["feature_names"]), schema_of(space)
-    if names != today:
-        diff = next((i for i, (a, b) in enumerate(zip(names, today)) if a != b), min(len(names), len(today)))
-        raise UserError(f"{path} was fitted with feature schema v{rec['feature_version']} whose columns differ from "
-                        f"today's at column {diff} ({len(names)} vs {len(today)} columns); {refit}")
+    where = {n: i for i, n in enumerate(today)}
+    missing = [n for n in names if n not in where]
+    if missing:
+        raise UserError(f"{path} was fitted on a feature column today's features lack ({missing[0]!r}; schema "
+                        f"v{rec['feature_version']}, {len(names)} vs {len(today)} columns); {refit}")
+    # Today's features may hold more columns than it was fitted on (an attention type registered
+    # since: its indicator and count columns, zero for every arch of the bundle's space): it reads its own.
+    columns = None if names == today else tuple(where[n] for n in names)
     try:
         predictor = LatencyPredictor.from_state(rec["predictor"], names)
     except UserError as e:
@@ -157,4 +163,4 @@ def load_bundle(path: str | Path) -> Bundle:
         raise UserError(f"{path}: the predictor in this bundle is damaged ({type(e).__name__}); {refit}") from None
     return Bundle(predictor=predictor, feature_names=tuple(names), feature_version=rec["feature_version"],
                   hardware=rec["hardware"], space=rec["space"], workload=rec["workload"], source=rec["source"],
-                  metrics=rec["metrics"], dataset=rec["dataset"])
+                  metrics=rec["metrics"], dataset=rec["dataset"], columns=columns)

@@ -32,8 +32,11 @@ def roofline_terms(cost: Cost, hw: Hardware, end: str = "point", precision: str 
 
 
 # ---- the arch's encoding: per-layer features (zero past the depth), counts per attention type, precision
-LAYER_FEATURES = ["present", *[f"is_{t}" for t in ATTENTION_TYPES], "heads", "kv_heads", "attn_width",
-                  "kv_width", "ffn", "window", "proj_len", "cross_layers", "cross_heads"]
+def layer_feature_names() -> list[str]:
+    """Per-layer feature names, for the attention types registered now (a type registered later,
+    a plugin's or a test's, adds its indicator)."""
+    return ["present", *[f"is_{t}" for t in ATTENTION_TYPES], "heads", "kv_heads", "attn_width",
+            "kv_width", "ffn", "window", "proj_len", "cross_layers", "cross_heads"]
 
 
 def layer_features(layer: Layer, head_dim: int) -> list[float]:
@@ -47,7 +50,7 @@ def arch_feature_names(space: SearchSpace) -> list[str]:
     for name, ss in space.stacks:
         names += [f"{name}.embed", f"{name}.depth"]
         for i in range(max(ss.depth)):
-            names += [f"{name}.{i}.{f}" for f in LAYER_FEATURES]
+            names += [f"{name}.{i}.{f}" for f in layer_feature_names()]
         names += [f"{name}.n_{t}" for t in ATTENTION_TYPES]
     if len(space.precision) > 1:
         names += [f"precision.{p}" for p in space.precision]
@@ -57,11 +60,12 @@ def arch_feature_names(space: SearchSpace) -> list[str]:
 def encode(space: SearchSpace, arch: Arch) -> np.ndarray:
     """One fixed-length vector of an arch of `space` (names: arch_feature_names)."""
     out: list[float] = []
+    absent = [0.0] * len(layer_feature_names())
     for name, ss in space.stacks:
         stack = getattr(arch, name)
         out += [stack.embed, stack.depth]
         for i in range(max(ss.depth)):
-            out += layer_features(stack.layers[i], arch.head_dim) if i < stack.depth else [0.0] * len(LAYER_FEATURES)
+            out += layer_features(stack.layers[i], arch.head_dim) if i < stack.depth else absent
         out += [sum(layer.attn == t for layer in stack.layers) for t in ATTENTION_TYPES]
     if len(space.precision) > 1:
         out += [float(arch.precision == p) for p in space.precision]

@@ -124,3 +124,25 @@ def test_trained_decoded_exported_and_searched(toy, tmp_path) -> None:
                      options={"population": 8, "sample_size": 3})
     assert len(res.trials) == 16 and res.best is not None
     assert any("prefix-mean" in t["arch"] for t in res.trials)
+
+
+def test_predictors_fitted_before_a_type_existed_still_load_and_predict_alike() -> None:
+    """A registered type adds feature columns (its indicator per layer, its count); a bundle fitted
+    before it reads its own columns and predicts exactly as it did."""
+    from pathlib import Path
+    from latency.bundle import load_bundle
+    from space import load_space
+    path = Path(__file__).resolve().parents[1] / "configs/measured/xeon-2vcpu/predictor-lm-shakespeare-b1-n64-g32.pt"
+    archs = [load_space("lm-shakespeare").sample(i) for i in range(20)]
+    before = load_bundle(path).predict(archs)
+
+    class Later(PrefixMean):  # not the module's toy, which other tests hold registered
+        name = "later-type"
+    register_unit(Later)
+    try:
+        bundle = load_bundle(path)
+        assert bundle.columns is not None and len(bundle.columns) == len(bundle.feature_names)
+        after = bundle.predict(archs)
+    finally:
+        drop_unit("later-type")
+    assert (before[0] == after[0]).all() and (before[1] == after[1]).all()

@@ -141,7 +141,7 @@ def test_bundle_schema_mismatch(tmp_path, fitted: dict) -> None:
         load_bundle(path)
     path = _save(tmp_path / "c.pt", fitted["calibrated"], "calibrated")
     _tamper(path, feature_names=["decoder.width"] + NAMES[1:])
-    with pytest.raises(UserError, match="differ from today's at column 0"):
+    with pytest.raises(UserError, match="a feature column today's features lack \\('decoder.width'"):
         load_bundle(path)
     path = _save(tmp_path / "d.pt", fitted["calibrated"], "calibrated")
     _tamper(path, bundle_version=BUNDLE_VERSION + 1)
