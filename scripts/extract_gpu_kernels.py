@@ -74,6 +74,17 @@ def merged(df, keys: list[str]):
     return df.groupby(keys, as_index=False)["latency"].median()
 
 
+def repeats(df, keys: list[str]) -> dict:
+    """How far two measurements of one shape lie apart: the tables' own noise, where they show it."""
+    groups = df.groupby(keys)["latency"].agg(["min", "max", "size"])
+    twice = groups[groups["size"] > 1]
+    if twice.empty:
+        return {}
+    gap = twice["max"] / twice["min"] - 1
+    return {"shapes": int(len(twice)), "median_gap": round(float(gap.median()), 4),
+            "within_10": round(float((gap <= 0.1).mean()), 4)}
+
+
 def us(ms: float) -> str:
     """Milliseconds -> microseconds at 4 significant digits (0.05%: far under the tables' own noise)."""
     import numpy as np
@@ -163,15 +174,18 @@ def extract(wheel_path: Path, out: Path) -> None:
             keys = source + ["num_heads", "num_key_value_heads", "head_dim"]
             rows = write_csv(folder / file, merged(df, keys), keys, header)
             meta["tables"][file] = _describe(df, where, rows, {
-                "attn_dtype": "bfloat16", "kv_cache_dtype": "bfloat16", "window_size": 0, **ATTN_MAX[phase]})
+                "attn_dtype": "bfloat16", "kv_cache_dtype": "bfloat16", "window_size": 0, **ATTN_MAX[phase]}, keys)
         (folder / "source.json").write_text(json.dumps(meta, indent=1) + "\n")
         print(f"{name}: {system}, " + ", ".join(f"{f} {t['rows']} rows" for f, t in meta["tables"].items()))
 
 
-def _describe(df, where: str, rows: int, filters: dict) -> dict:
-    return {"from": where.removeprefix("aiconfigurator_core/systems/"), "framework": one(df, "framework"),
-            "version": one(df, "version"), "device": one(df, "device"), "kernel_source": one(df, "kernel_source"),
-            "filters": filters, "measured_rows": int(len(df)), "rows": rows}
+def _describe(df, where: str, rows: int, filters: dict, keys: list[str] | None = None) -> dict:
+    out = {"from": where.removeprefix("aiconfigurator_core/systems/"), "framework": one(df, "framework"),
+           "version": one(df, "version"), "device": one(df, "device"), "kernel_source": one(df, "kernel_source"),
+           "filters": filters, "measured_rows": int(len(df)), "rows": rows}
+    if keys is not None and repeats(df, keys):
+        out["measured_twice"] = repeats(df, keys)  # max/min - 1 over shapes measured twice
+    return out
 
 
 def main() -> None:
