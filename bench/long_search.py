@@ -5,7 +5,10 @@ linear) within the same latency budget, and how the answer changes with the cont
 Per context L (one budget for all): `nas search --space lm-shakespeare-long --workload
 batch=1,len=L,gen=G --eval-context L` over the whole space ("mixed"), and the same search with
 `--attention softmax`, `--attention window` and `--attention linear` (the best of each kind, found
-the same way). Every answer is then scored on the test split at context L (inherited weights,
+the same way). Beside them the trivial baseline ("uniform"): the uniform arch (every layer alike)
+grown to the budget for each embed x depth x attention type x precision, the best of those on
+validation at context L (8 batches for all, then `nas search`'s default final set of 64 batches for
+the best 16: chosen at least as carefully as the searches' answers). Every answer is then scored on the test split at context L (inherited weights,
 `nas evaluate --split test --context L`), its memory predicted for the workload, and its latency
 timed with a stopwatch on this machine: all answers of one L interleaved, raw wall clock, medians
 (total, and the prefill alone: time to first token). Selection used validation; the table is test.
@@ -31,7 +34,8 @@ from space.display import arch_summary  # noqa: E402
 from space.files import atomic_write_text  # noqa: E402
 from space.memory import inference_memory  # noqa: E402
 
-KINDS = ("mixed", "softmax", "window", "linear")
+KINDS = ("mixed", "softmax", "window", "linear", "uniform")
+UNIFORM_FINAL = 16  # grown uniform archs re-scored on the final validation batches
 
 
 def main() -> None:
@@ -87,6 +91,10 @@ def main() -> None:
         if key in rows:
             continue
         w = f"batch=1,len={L},gen={args.gen}"
+        if kind == "uniform":
+            rows[key] = grown_uniform(api, space, supernet, args, L, w, out / "runs" / f"{L}-uniform")
+            save()
+            continue
         run = api.search(args.hardware, args.budget, space=space, supernet=supernet, workload=w, eval_context=L,
                          attention=None if kind == "mixed" else kind, iterations=args.iterations,
                          population=args.population,
@@ -117,6 +125,34 @@ def main() -> None:
     table(results)
 
 
+def grown_uniform(api, space, supernet: Path, args, L: int, w: str, run_dir: Path) -> dict:
+    """The trivial baseline at context L: per group (embed x depth x attention type x precision) the
+    largest uniform arch whose latency bound the search would admit, best on validation at L."""
+    from nas.search.seeding import largest_uniform
+    plan = api.plan_search(args.hardware, args.budget, space=space, supernet=supernet, workload=w, eval_context=L,
+                           out=run_dir)
+    grown = largest_uniform(plan.space, lambda archs: [plan.budget.admits(b) for b in plan.bound(list(archs))],
+                            skip=False)
+    if not grown:
+        return {"context": L, "kind": "uniform", "arch": None}
+    fid = plan.fidelity
+    ev = api.supernet_evaluator(supernet, fid.final_batches, spread=True, context=L)
+    mid = ev.losses(grown, fid.hurdle_batches)
+    top = [a for _, a in sorted(zip(mid, grown), key=lambda p: (p[0], p[1].id))[:UNIFORM_FINAL]]
+    final = ev.losses(top, fid.final_batches)
+    i = min(range(len(top)), key=lambda k: (final[k], top[k].id))
+    arch = top[i]
+    test = api.evaluate(supernet, arch, batches=args.test_batches, split="test", context=L, progress=False)
+    mem = inference_memory(arch, Workload(1, L, args.gen))
+    print(f"uniform at {L}: {len(grown)} grown archs, best {arch_summary(arch)}", flush=True)
+    return {"context": L, "kind": "uniform", "arch": arch.to_json(), "arch_id": arch.id, "layout": arch_summary(arch),
+            "softmax_layers": [j for j, layer in enumerate(arch.decoder.layers) if layer.attn == "softmax"],
+            "val_loss": final[i], "val_tokens": ev.tokens_of(fid.final_batches), "test_loss": test.scores[0].loss,
+            "test_tokens": test.tokens, "predicted_s": float(plan.latency([arch])[0]),
+            "bound_s": float(plan.bound([arch])[0]), "params": test.scores[0].params, "memory_bytes": mem.total,
+            "state_bytes": mem.state, "grown": len(grown)}
+
+
 def time_answers(results: dict, args) -> None:
     """The stopwatch: every answer of a context timed together, interleaved, on this machine."""
     from latency.hardware import load_hardware
@@ -126,9 +162,9 @@ def time_answers(results: dict, args) -> None:
     hw = load_hardware(args.hardware)
     threads = hw.threads
     for L in args.contexts:
-        todo = [r for r in results["rows"].values() if r["context"] == L and r.get("arch") and "measured_s" not in r]
-        if not todo:
-            continue
+        todo = [r for r in results["rows"].values() if r["context"] == L and r.get("arch")]
+        if all("measured_s" in r for r in todo):
+            continue  # a new answer has every answer of its context timed again, beside it
         archs = [Arch.from_json(r["arch"]) for r in todo]
         uniq = list({a.id: a for a in archs}.values())
         proto = TimingProtocol(rounds=args.rounds)
