@@ -62,6 +62,18 @@ class AttentionType:
         """Tensor operations its kernel adds per pass to rotate queries and keys (positions: rope)."""
         return 2 * ROTATE_OPS
 
+    def kernels(self, layer: "Layer", head_dim: int, start: int, q: int, mode: str, causal: bool) -> list[tuple]:
+        """The GPU kernels its token mixing launches per pass, per sequence (`space.kernels`): records
+        ("gemm", m, n, k), ("attn", queries, keys, heads, kv_heads, causal, groups), ("ew", values).
+        The default, for a type that does not list its own: one memory- or compute-bound kernel of
+        its `mixing` cost, per op it dispatches beyond the first taking an element-wise launch."""
+        flops, values = self.mixing(layer, head_dim, start, q, causal)
+        return [("roof", flops, values)] + [("ew", 0)] * max(0, self.ops(layer, q, mode, causal) - 1)
+
+    def rope_kernels(self, layer: "Layer", head_dim: int, q: int, mode: str, causal: bool) -> list[tuple]:
+        """The kernels that rotate its queries and keys (positions: rope)."""
+        return rotation_kernels(q * layer.heads * head_dim) + rotation_kernels(q * layer.kv_heads * head_dim)
+
     def train_values(self, layer: "Layer", seq: int, batch: int) -> int:
         """Activation values training keeps for backward beyond the shared ones (scores, ...)."""
         return 0
@@ -72,6 +84,12 @@ class AttentionType:
 
 ROTATE_OPS = 9  # one rotation (supernet/attention/rope.py `rotate`): two slices, a negation, a cat, two casts' muls, an add
 ROPE_TABLE_OPS = 9  # the cos and sin tables of a stack's pass (`rope_tables`), where a learned table costs 2 (slice, add)
+
+
+def rotation_kernels(values: int) -> list[tuple]:
+    """One rotation's kernels over `values` values (supernet/attention/rope.py `rotate`): the negated
+    half, the concatenation, two products with the tables and their sum."""
+    return [("ew", values), ("ew", 2 * values), ("ew", 2 * values), ("ew", 2 * values), ("ew", 3 * values)]
 
 
 # The order of registration is the order of one-hot features in every encoding: append, never reorder.

@@ -20,3 +20,10 @@ class Fastformer(AttentionType):
 
     def ops(self, layer, q, mode, causal):
         return 14 + grouped_ops(layer)
+
+    def kernels(self, layer, head_dim, start, q, mode, causal):
+        h, hd = layer.heads, head_dim
+        pool = [("gemm", h * q, 1, hd), ("ew", 2 * h * q), ("ew", 2 * h * q), ("gemm", h, hd, q)]  # scores, softmax, sum
+        out = [("ew", 4 * q * h * hd)] * (2 if layer.kv_heads != h else 0)  # K/V expanded to every head
+        out += pool + [("ew", 3 * q * h * hd)] + pool + [("ew", 3 * q * h * hd)]  # global query, keys, global key, u
+        return out + [("gemm", h * q, hd, hd), ("ew", 3 * q * h * hd)]  # the output transform, the residual

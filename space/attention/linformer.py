@@ -19,3 +19,8 @@ class Linformer(AttentionType):
 
     def ops(self, layer, q, mode, causal):
         return 5
+
+    def kernels(self, layer, head_dim, start, q, mode, causal):
+        k, total = layer.proj_len, start + q
+        return [("gemm", layer.kv_heads * k, head_dim, total)] * 2 + [
+            ("attn", q, k, layer.heads, layer.kv_heads, 0, 1)]  # keys and values projected, then softmax over them

@@ -30,6 +30,13 @@ class Softmax(AttentionType):
     def ops(self, layer, q, mode, causal):
         return {"forward": 1, "prefill": 1, "first": 1, "decode": 3}[mode]  # prefill: the fused causal kernel, no mask
 
+    def kernels(self, layer, head_dim, start, q, mode, causal):
+        total, kvw = start + q, layer.kv_heads * head_dim
+        out = []
+        if mode == "decode":  # the cache grows by concatenation: its keys and values copied
+            out += [("ew", 2 * total * kvw)] * 2
+        return out + [("attn", q, total, layer.heads, layer.kv_heads, int(causal and q > 1), 1)]
+
     def kernel_values(self, layer, head_dim, t, causal):
         # causal without a mask: torch's fused (flash) kernel, scores a block at a time; else dense
         return 0 if causal else layer.heads * t * t

@@ -47,6 +47,24 @@ class Window(AttentionType):
             return (39 if causal else 38) + grouped_ops(layer) + (2 if mode == "prefill" else 0)
         return (9 if causal else 8) + (2 if mode == "prefill" else 0)
 
+    def kernels(self, layer, head_dim, start, q, mode, causal):
+        total, kvw, qw, w = start + q, layer.kv_heads * head_dim, layer.heads * head_dim, layer.window
+        if mode in ("first", "decode"):  # the bounded cache: concatenated, then cut to its last w - 1 keys
+            cached = min(start, w - 1) + 1
+            copies = [("ew", 2 * cached * kvw)] * 2 if mode == "decode" else []
+            return copies + [("attn", 1, min(cached, w), layer.heads, layer.kv_heads, 0, 1)]
+        if not window_blocked(q, w):  # dense and masked: the band built, every pair scored
+            return [("ew", q * q)] * 4 + [("attn", q, q, layer.heads, layer.kv_heads, 0, 1)]
+        c = window_block(w)
+        reach = w - 1 if causal else 2 * (w // 2)
+        n, span = -(-q // c), c + reach
+        out = [("ew", 4 * q * qw)] * (2 if layer.kv_heads != layer.heads else 0)  # K/V expanded to every head
+        out += [("ew", 2 * (n * c + reach) * qw)] * 3  # K, V (and Q) padded
+        out += [("ew", n * c * span)] * 8  # positions, the band, the mask
+        out += [("ew", 2 * n * c * qw)] + [("ew", 2 * n * span * qw)] * 2  # blocks laid out as a batch
+        out += [("attn", c, span, layer.heads, layer.heads, 0, n), ("ew", 2 * n * c * qw)]  # and back
+        return out
+
     def kernel_values(self, layer, head_dim, t, causal):
         scores = layer.heads * window_pairs(layer.window, 0, t, t, causal)  # its blocks' (or the dense) scores
         if not window_blocked(t, layer.window):
