@@ -17,7 +17,8 @@ from space.options import check_int
 
 KINDS = ("cpu", "gpu")
 _KEYS = ("name", "description", "kind", "device", "dtype", "precisions", "threads", "peak_flops", "memory_bandwidth",
-         "op_overhead", "efficiency", "sources", "measured", "cpu")
+         "op_overhead", "efficiency", "sources", "measured", "cpu", "runtimes", "graph_launch")
+RUNTIMES = ("eager", "cuda-graphs")  # how a model runs: op by op from Python, or replayed from a captured CUDA graph
 ENDS = ("fast", "point", "slow")  # the ends of a profile's constants: best case, estimate, worst case
 
 
@@ -46,6 +47,26 @@ class Hardware:
     efficiency: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # flops|bandwidth -> (low, point, high)
     precisions: tuple[str, ...] = ("fp32",)  # the numeric precisions models run at on this device (space/arch.py)
     cpu: dict[str, Any] = field(default_factory=dict)  # the measured CPU's vendor, family, model (/proc/cpuinfo)
+    runtimes: tuple[str, ...] = ("eager",)  # the runtimes a budget can be for; the first is the default
+    runtime: str = "eager"  # the one this profile's predictions are for (`with_runtime`)
+    graph_launch: tuple[float, float, float] | None = None  # (low, point, high) s per CUDA graph replay
+
+    def with_runtime(self, runtime: str | None) -> "Hardware":
+        """This profile with its predictions for `runtime` (None: the profile's default)."""
+        if runtime is None or runtime == self.runtime:
+            return self
+        if runtime not in self.runtimes:
+            raise HardwareError(f"--runtime {runtime}: {self.name} runs {', '.join(self.runtimes)}"
+                                + ("" if self.kind == "gpu" else " (CUDA graphs are for GPUs)"))
+        from dataclasses import replace
+        return replace(self, runtime=runtime)
+
+    def launch(self, end: str = "point") -> float:
+        """Seconds per CUDA graph replay (the cuda-graphs runtime's fixed cost per invocation)."""
+        if self.graph_launch is None:
+            raise HardwareError(f"{self.name} has no graph_launch constant (needed for the cuda-graphs runtime)")
+        low, point, high = self.graph_launch
+        return {"fast": low, "point": point, "slow": high}[end]
 
     @property
     def peak(self) -> float:
@@ -75,6 +96,12 @@ class Hardware:
         d["precisions"] = list(self.precisions)
         if not self.cpu:
             d.pop("cpu")
+        d["runtimes"] = list(self.runtimes)
+        d.pop("runtime")
+        if self.graph_launch is None:
+            d.pop("graph_launch")
+        else:
+            d["graph_launch"] = dict(zip(("low", "value", "high"), self.graph_launch))
         if self.efficiency:
             d["efficiency"] = {k: {"low": lo, "value": pt, "high": hi} for k, (lo, pt, hi) in self.efficiency.items()}
         else:
@@ -126,13 +153,26 @@ def hardware_from_dict(d: Any, where: str) -> Hardware:
     for key in ("family", "model"):
         if key in cpu and (isinstance(cpu[key], bool) or not isinstance(cpu[key], int)):
             raise HardwareError(f"{where}.cpu.{key}={cpu[key]!r} must be an integer (as /proc/cpuinfo gives it)")
+    runtimes = d.get("runtimes", ["eager"])
+    if (not isinstance(runtimes, list) or not runtimes or any(r not in RUNTIMES for r in runtimes)
+            or len(set(runtimes)) != len(runtimes)):
+        raise HardwareError(f"{where}.runtimes={runtimes!r}: a list from {', '.join(RUNTIMES)}")
+    if "cuda-graphs" in runtimes and d["device"] != "cuda":
+        raise HardwareError(f"{where}.runtimes: cuda-graphs needs device: cuda")
+    graph_launch = None
+    if "graph_launch" in d:
+        point, (low, high) = _ranged(d["graph_launch"], f"{where}.graph_launch")
+        graph_launch = (low, point, high)
+    elif "cuda-graphs" in runtimes:
+        raise HardwareError(f"{where}: the cuda-graphs runtime needs graph_launch (seconds per CUDA graph replay)")
     return Hardware(name=str(d["name"]), description=str(d.get("description", "")), kind=d["kind"],
                     device=d["device"], peak_flops=peaks,
                     memory_bandwidth=_positive(d["memory_bandwidth"], f"{where}.memory_bandwidth"),
                     op_overhead=overhead, dtype=dtype, threads=threads,
                     sources=tuple(str(s) for s in d.get("sources", ())), measured=dict(d.get("measured") or {}),
                     op_overhead_range=overhead_range if isinstance(d["op_overhead"], dict) else None,
-                    efficiency=efficiency, precisions=tuple(precisions), cpu=dict(cpu))
+                    efficiency=efficiency, precisions=tuple(precisions), cpu=dict(cpu),
+                    runtimes=tuple(runtimes), runtime=runtimes[0], graph_launch=graph_launch)
 
 
 def _ranged(value: Any, where: str) -> tuple[float, tuple[float, float]]:

@@ -41,8 +41,9 @@ class LatencyModel:
     hardware: Hardware
     space: SearchSpace
     workload: Workload
-    source: str  # measured | calibrated | analytic
+    source: str  # measured | calibrated | kernels | analytic
     bundle: object | None = None
+    gpu: object | None = None  # latency.gpu.GpuLatency: a GPU's measured kernel tables (source "kernels")
     scale: float = 1.0  # today's wall clock / the dataset's scale (see `calibrate`)
     calibration: dict = field(default_factory=dict)
 
@@ -51,6 +52,10 @@ class LatencyModel:
         if self.bundle is not None:
             seconds, rel = self.bundle.predict(list(archs))
             return seconds * self.scale, rel
+        if self.gpu is not None:
+            point = self.gpu.seconds(archs, self.hardware.runtime)
+            fast, slow = self.predict_range(archs)
+            return point, np.maximum(np.log(np.maximum(slow / point, 1.0)) / RANGE_Z, 0.02)
         point = featurize(archs, self.space, self.workload, self.hardware)[:, -1].copy()
         if not self.hardware.has_range:
             return point, np.full(len(point), ANALYTIC_REL_STD)
@@ -65,6 +70,9 @@ class LatencyModel:
 
     def predict_range(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
         """(fast, slow): the analytic prediction at the two ends of the profile's constant ranges."""
+        if self.gpu is not None:
+            return (self.gpu.seconds(archs, self.hardware.runtime, "fast"),
+                    self.gpu.seconds(archs, self.hardware.runtime, "slow"))
         out = {}
         for end in ("fast", "slow"):
             out[end] = np.asarray([roofline_terms(analytic_cost(a, self.workload), self.hardware, end, a.precision)[3]
@@ -81,6 +89,12 @@ class LatencyModel:
             return [None] * len(archs)
         after = w.gen_tokens - (1 if archs and archs[0].kind == "encoder-decoder" else 0)
         total = self.predict(archs)[0] if total is None else total
+        if self.gpu is not None:  # the kernel model times each invocation itself
+            out_gpu: list[tuple[float, float] | None] = []
+            for t, inv in zip(total, self.gpu.invocation_seconds(archs, self.hardware.runtime)):
+                share = float(inv[0] / inv.sum())
+                out_gpu.append((float(t) * share, float(t) * (1 - share) / after if after else 0.0))
+            return out_gpu
 
         def roof(a: Arch, gen: int) -> float:
             return roofline_terms(analytic_cost(a, Workload(w.batch, w.seq_len, gen)), self.hardware, "point",
@@ -94,6 +108,15 @@ class LatencyModel:
         return out
 
     def describe(self) -> str:
+        hw = self.hardware
+        if self.source == "kernels":
+            if hw.runtime == "cuda-graphs":
+                lo, pt, hi = (hw.launch(e) * 1e6 for e in ("fast", "point", "slow"))
+                run = f"runtime cuda-graphs: kernels back to back, a graph launch of {pt:.3g} us (range {lo:.3g}-{hi:.3g} us) per call"
+            else:
+                run = (f"runtime eager: each call the longer of its kernels and the host's per-op overhead "
+                       f"{hw.op_overhead * 1e6:.3g} us (range {hw.overhead('fast') * 1e6:.3g}-{hw.overhead('slow') * 1e6:.3g} us)")
+            return f"kernel model from the {self.gpu.model.describe()} ({run}; {hw.name} not measured here)"
         if self.source == "analytic":
             if self.hardware.has_range:
                 lo, hi = self.hardware.overhead("fast") * 1e6, self.hardware.overhead("slow") * 1e6
@@ -107,18 +130,31 @@ class LatencyModel:
 
 
 def latency_model(hw: Hardware, space: SearchSpace, workload: Workload) -> LatencyModel:
+    """A measured predictor for the profile's runtime if there is one, else its GPU's kernel tables,
+    else the analytic roofline."""
     path = find_bundle(hw.name, space.name, workload)
-    if path is None:
-        return LatencyModel(hw, space, workload, "analytic")
-    from latency.bundle import load_bundle
-    bundle = load_bundle(path)
-    return LatencyModel(hw, space, workload, bundle.source, bundle)
+    if path is not None:
+        from latency.bundle import load_bundle
+        bundle = load_bundle(path)
+        if bundle.dataset.get("runtime", "eager") == hw.runtime:
+            return LatencyModel(hw, space, workload, bundle.source, bundle)
+    from latency.kernels import kernel_model
+    kernels = kernel_model(hw)
+    if kernels is not None:
+        from latency.gpu import GpuLatency
+        return LatencyModel(hw, space, workload, "kernels", gpu=GpuLatency(kernels, workload))
+    if hw.runtime != "eager":
+        raise UserError(f"--runtime {hw.runtime}: {hw.name} has no kernel tables (configs/gpu_kernels/) or "
+                        f"measurements for it; drop --runtime for its eager analytic model")
+    return LatencyModel(hw, space, workload, "analytic")
 
 
 def predictor_status(hw: Hardware, space: SearchSpace, workload: Workload) -> str:
     path = find_bundle(hw.name, space.name, workload)
     if path is None:
-        return "analytic only"
+        from latency.kernels import kernel_tables
+        tables = kernel_tables(hw.name) if hw.kind == "gpu" else None
+        return f"kernel model ({tables.describe()})" if tables is not None else "analytic only"
     from latency.bundle import load_bundle
     b = load_bundle(path)
     m = b.metrics or {}
