@@ -66,7 +66,7 @@ class OnnxSummary(_Sub):
 @dataclass(frozen=True)
 class ModelCard(Record):
     FORMAT = "hwnas-subtransformer"
-    VERSION = 4  # version 1 (hwnas 0.1) kept an untyped "meta" mapping; 3: `loss_tokens`; 4: `memory_*`
+    VERSION = 5  # version 1 (hwnas 0.1) kept an untyped "meta" mapping; 3: `loss_tokens`; 4: `memory_*`; 5: `runtime`
     WHAT = "exported model config"
     HINT = "export the model again with `nas export`"
 
@@ -86,7 +86,8 @@ class ModelCard(Record):
     latency_rel_std: float | None = None  # the predictor's relative std for it
     latency_bound_s: float | None = None  # the upper bound the budget was checked against ...
     confidence: float | None = None  # ... at this confidence
-    latency_source: str | None = None  # measured | calibrated | analytic
+    latency_source: str | None = None  # measured | calibrated | kernels | analytic
+    runtime: str | None = None  # what the latency is for: eager | cuda-graphs
     latency_budget_s: float | None = None
     memory_bytes: int | None = None  # peak inference memory for the workload (space.memory) ...
     memory_budget_bytes: int | None = None  # ... and the budget it was searched within, if any
@@ -103,8 +104,8 @@ class ModelCard(Record):
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
-        if version in (2, 3):
-            return body  # lacks only `loss_tokens` and `memory_*`
+        if version in (2, 3, 4):
+            return body  # lacks only `loss_tokens`, `memory_*` and `runtime`
         return super()._upgrade(body, version, where)
 
     @property
@@ -142,7 +143,8 @@ def render(card: ModelCard) -> str:
         bound = (f", at most {card.latency_bound_s * 1e3:.3f} ms at {card.confidence:.0%} confidence"
                  if card.latency_bound_s is not None and card.confidence else "")
         lines.append(f"- predicted latency on {card.hardware}: {card.latency_s * 1e3:.3f} ms{bound} "
-                     f"({card.latency_source} predictor); budget {card.latency_budget_s * 1e3:g} ms"
+                     f"({card.latency_source} predictor" + (f", {card.runtime} runtime" if card.runtime else "")
+                     + f"); budget {card.latency_budget_s * 1e3:g} ms"
                      + (f", {card.budget_used:.0%} of it used" if card.budget_used is not None else ""))
     if card.memory_bytes is not None:
         budget = (f" (budget {card.memory_budget_bytes / 1e6:.3g} MB, {card.memory_bytes / card.memory_budget_bytes:.0%} "

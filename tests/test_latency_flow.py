@@ -57,12 +57,15 @@ def test_fit_predict_hardware(home, tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     assert "measured" in r.stdout and "ms" in r.stdout
     r = nas(env, "predict", "--hardware", "a100", "--arch", str(arch_file))
+    assert r.returncode == 0 and "kernels" in r.stdout and "measured kernel tables" in r.stderr
+    r = nas(env, "predict", "--hardware", "rtx4090", "--arch", str(arch_file))  # a GPU without tables
     assert r.returncode == 0 and "analytic" in r.stdout and "no measurements" in r.stderr
     r = nas(env, "hardware", "list")
     assert r.returncode == 0
     line = next(l for l in r.stdout.splitlines() if l.startswith(" xeon-2vcpu") or l.startswith("xeon-2vcpu"))
     assert "measured (yours, 120 rows" in line  # synthetic rows (no reference arch) are not merged with the shipped
-    assert "analytic only" in next(l for l in r.stdout.splitlines() if "a100" in l)
+    assert "kernel model" in next(l for l in r.stdout.splitlines() if "a100" in l)
+    assert "analytic only" in next(l for l in r.stdout.splitlines() if "rtx4090" in l)
 
 
 def test_fit_without_data_is_one_line(tmp_path) -> None:

@@ -48,7 +48,7 @@ def export(run: str | Path | None = None, *, out: str | Path, rank: int = 1, sup
         fields = dict(run=str(Path(run).resolve()), rank=rank, loss=float(row["loss"]), hardware=rec.hardware,
                       loss_tokens=int(tokens) if tokens is not None and tokens == tokens else None,
                       workload=rec.workload, latency_s=float(row["latency_s"]), latency_bound_s=float(bound_of(row)),
-                      confidence=rec.confidence, latency_source=rec.latency_source,
+                      confidence=rec.confidence, latency_source=rec.latency_source, runtime=rec.runtime,
                       latency_budget_s=rec.latency_budget_s, memory_budget_bytes=rec.memory_budget_bytes,
                       memory_bytes=inference_memory(chosen, rec.workload).total)
     elif supernet is not None and arch is not None:
@@ -171,7 +171,7 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
         (target / TOKENIZER_FILE).write_text((Path(model_dir) / card.tokenizer["file"]).read_text())
     save(model, target, new_card)
     atomic_write_json(target / "retrain.json", {**summary.to_dict(), **{k: getattr(card, k) for k in (
-        "latency_s", "latency_source", "latency_budget_s", "hardware") if getattr(card, k) is not None}})
+        "latency_s", "latency_source", "runtime", "latency_budget_s", "hardware") if getattr(card, k) is not None}})
     return RetrainResult(target, mode, steps, before, after, m, new_card, scores)
 
 

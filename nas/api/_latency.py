@@ -232,24 +232,27 @@ class Prediction:
     arch: Arch
     seconds: float  # point prediction
     rel_std: float  # the predictor's relative std (0.04 = ±4%)
-    source: str  # measured | calibrated | analytic
+    source: str  # measured | calibrated | kernels | analytic
     prefill_s: float | None = None  # a generation workload: time to first token (the point split by the
-    decode_per_token_s: float | None = None  # analytic model's share of the first call), then per token
+    decode_per_token_s: float | None = None  # model's share of the first call), then per token
+    runtime: str = "eager"  # eager | cuda-graphs: what the latency is for
 
 
 def predict(hardware: str | Any, archs: str | Path | Arch | Sequence[Arch], *,
-            space: str | Path | SearchSpace | None = None, workload: str | Workload | None = None) -> list[Prediction]:
-    """Predicted latency of archs on a hardware profile, with its uncertainty and source."""
+            space: str | Path | SearchSpace | None = None, workload: str | Workload | None = None,
+            runtime: str | None = None) -> list[Prediction]:
+    """Predicted latency of archs on a hardware profile (for `runtime`: eager | cuda-graphs, default
+    the profile's), with its uncertainty and source."""
     from latency.model import latency_model, space_for
     archs = as_archs(archs)
     if not archs:
         raise UserError("predict: no archs given")
-    hw = as_hardware(hardware)
+    hw = as_hardware(hardware).with_runtime(runtime)
     space = as_space(space) if space is not None else space_for(archs[0])
     model = latency_model(hw, space, as_workload(workload, space))
     seconds, rel = model.predict(archs)
     phases = model.phases(archs, seconds)
-    return [Prediction(a, float(s), float(r), model.source, *(ph or (None, None)))
+    return [Prediction(a, float(s), float(r), model.source, *(ph or (None, None)), runtime=hw.runtime)
             for a, s, r, ph in zip(archs, seconds, rel, phases)]
 
 

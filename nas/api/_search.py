@@ -144,6 +144,7 @@ class SearchRequest:
     memory_budget: "str | int | MemoryBudget | None" = None  # "8MB", bytes: a second budget (space.memory)
     eval_context: int | None = None  # tokens per scored window (language models; default: the supernet's training length)
     attention: "tuple[str, ...] | str | None" = None  # only these attention types ("softmax", "window,linear"); None: all
+    runtime: str | None = None  # eager | cuda-graphs: what the budget is for (None: the profile's default)
 
 
 def as_request(hardware: Any, budget: Any = None, **fields: Any) -> SearchRequest:
@@ -176,7 +177,7 @@ def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
                                        if r.final_batches is None else r.final_batches), final_top=r.final_top,
                         context=r.eval_context)
     opts = asdict(resolve_options(r.strategy, {**population_options(r.strategy, r.population), **(r.options or {})}))
-    hw, full = as_hardware(r.hardware), as_space(r.space)
+    hw, full = as_hardware(r.hardware).with_runtime(r.runtime), as_space(r.space)
     w = as_workload(r.workload, full)
     if r.eval_context is not None:
         from supernet.tasks import task_for
@@ -310,7 +311,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
         notes.append(f"{reused} archs within the budget that earlier searches scored with this supernet joined "
                      f"the ranking (strategy `{REUSED}` in trials.csv); --no-reuse leaves them out")
     ranking = tuple(feasible(result.trials, plan.budget, plan.memory_budget))
-    spread = analytic_spread(plan, result.trials, ranking) if plan.model.source == "analytic" else {}
+    spread = analytic_spread(plan, result.trials, ranking) if plan.model.bundle is None else {}
     if spread:
         notes.append(spread["note"])
     record = SearchRun(hardware=hw.name, space=plan.space.name, space_def=plan.space.to_dict(),
@@ -320,7 +321,8 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                        options=plan.options, confidence=plan.confidence, calibration=dict(plan.model.calibration),
                        analytic_range=spread, reused=reused,
                        fidelity=fidelity.to_dict() if fidelity is not None else {},
-                       memory_budget_bytes=plan.memory_budget.bytes if plan.memory_budget is not None else None)
+                       memory_budget_bytes=plan.memory_budget.bytes if plan.memory_budget is not None else None,
+                       runtime=hw.runtime)
     record = write_run(plan.run_dir, result.trials, record)
     return SearchOutcome(plan.run_dir, record, result.trials, ranking, tuple(notes))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from latency.hardware import RUNTIMES
 from latency.protocol import BACKENDS
 from nas import api
 from nas.cli._common import PROGRESS, console, stdout_console
@@ -68,6 +69,9 @@ def hardware_cmd(action: str, name: str | None, space_name: str) -> None:
                  else ""))
     for what, (lo, pt, hi) in hw.efficiency.items():
         out.print(f"  achieved {what}: {pt:.0%} of peak (range {lo:.0%}-{hi:.0%})")
+    out.print(f"  runtimes: {', '.join(hw.runtimes)} (default {hw.runtime})"
+              + (f"; CUDA graph launch {hw.launch() * 1e6:.3g} us (range {hw.launch('fast') * 1e6:.3g}-"
+                 f"{hw.launch('slow') * 1e6:.3g} us)" if hw.graph_launch else ""), highlight=False)
     for src in hw.sources:
         out.print(f"  source: {src}", highlight=False)
     if hw.measured:
@@ -80,19 +84,25 @@ def hardware_cmd(action: str, name: str | None, space_name: str) -> None:
 @click.option("--space", "space_name", default=None, metavar="NAME|PATH",
               help="Space of the archs (default: the shipped space they belong to).")
 @click.option("--workload", default=None, metavar="SPEC")
-def predict_cmd(hw_name, arch_file, space_name, workload):
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
+              help="On a GPU: eager PyTorch or CUDA graphs (default: the profile's first, eager).")
+def predict_cmd(hw_name, arch_file, space_name, workload, runtime):
     """Predicted latency of archs on a hardware profile, with its uncertainty and source."""
-    preds = api.predict(hw_name, arch_file, space=space_name, workload=workload)
+    preds = api.predict(hw_name, arch_file, space=space_name, workload=workload, runtime=runtime)
     phases = preds[0].prefill_s is not None
     table = Table("arch", "predicted", *(["first token", "per token"] if phases else []), "uncertainty", "source",
-                  box=None, title=f"{hw_name}", title_justify="left")
+                  box=None, title=f"{hw_name} ({preds[0].runtime} runtime)", title_justify="left")
     for p in preds:
         split = [f"{p.prefill_s * 1e3:.3f} ms", f"{p.decode_per_token_s * 1e3:.4f} ms"] if phases else []
         table.add_row(p.arch.id, f"{p.seconds * 1e3:.3f} ms", *split, f"± {p.rel_std:.0%}", p.source)
     stdout_console().print(table)
     if phases:
         console.print("first token = the prompt's prefill; per token = each decode step after it (the prediction "
-                      "split by the analytic model's share of the first call)")
+                      + ("split by the kernel model's time of each call)" if preds[0].source == "kernels" else
+                         "split by the analytic model's share of the first call)"))
+    if preds[0].source == "kernels":
+        console.print(f"note: {hw_name} has no measurements here; this is the kernel model from its measured kernel "
+                      f"tables (`nas hardware show {hw_name}`; `nas profile --hardware {hw_name}` on that device measures it)")
     if preds[0].source == "analytic":
         console.print(f"note: {hw_name} has no measurements here; this is the analytic roofline model "
                       f"(run `nas profile --hardware {hw_name}` on that device to measure it)")

@@ -8,6 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from latency.hardware import RUNTIMES
 from nas import api
 from nas.cli._common import PROGRESS, console, device_options, stdout_console
 from nas.api import (DEFAULT_CONFIDENCE, DEFAULT_EVAL_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP,
@@ -40,6 +41,9 @@ from space.options import parse_pairs
                    "its mutations); an unknown key is refused with the strategy's options.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workload", default=None, metavar="SPEC", help="What latency means (default: the space's).")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
+              help="What the budget is for on a GPU: eager PyTorch (host dispatch per op) or decoding replayed "
+                   "from CUDA graphs (default: the profile's first, eager).")
 @click.option("--eval-batches", default=DEFAULT_EVAL_BATCHES, show_default=True, type=click.IntRange(min=1),
               help="Validation batches of every candidate's cheap fitness.")
 @click.option("--hurdle-batches", default=None, type=click.IntRange(min=1),
@@ -73,7 +77,7 @@ from space.options import parse_pairs
                    "them out.")
 @device_options
 def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strategy, iterations, population, options, seed,
-               workload, eval_batches, hurdle_batches, final_batches, final_top, attention, eval_context, workers, ray_address, out,
+               workload, runtime, eval_batches, hurdle_batches, final_batches, final_top, attention, eval_context, workers, ray_address, out,
                confidence, calibrate, reuse, device, precision):
     """Search the most accurate arch within a latency budget (fitness on --device)."""
     request = api.SearchRequest(hw_name, budget, space=space_name, supernet=supernet_dir, strategy=strategy,
@@ -82,7 +86,7 @@ def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strateg
                                 final_batches=final_batches, final_top=final_top, workers=workers, ray_address=ray_address, out=out, device=device,
                                 precision=precision, confidence=confidence, calibrate=calibrate, reuse=reuse,
                                 memory_budget=memory_budget, eval_context=eval_context,
-                                attention=attention)
+                                attention=attention, runtime=runtime)
     plan = api.plan_search(request)
     outcome = api.run_planned_search(plan, progress=PROGRESS)
     _print_ranking(outcome, plan)
@@ -95,7 +99,7 @@ def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strateg
                         + " or --iterations")
     console.print(f"best within {budget}: {best['arch_id']} (validation loss {best['loss']:.4f}{_on(best)}, "
                   f"predicted {best['latency_s'] * 1e3:.2f} ms, at most {best['latency_bound_s'] * 1e3:.2f} ms at "
-                  f"{plan.confidence:.0%} confidence, {plan.latency_source}: "
+                  f"{plan.confidence:.0%} confidence, {plan.latency_source}, {plan.hardware.runtime} runtime: "
                   f"{plan.budget.used(best['latency_bound_s']):.0%} of the budget{_memory(best, plan)}); "
                   f"run folder {outcome.run_dir} "
                   f"(trials.csv, best.yaml, pareto.csv, pareto.png, journal.log); export it with "
@@ -109,7 +113,7 @@ def search_cmd(hw_name, budget, memory_budget, space_name, supernet_dir, strateg
 
 def _print_ranking(outcome, plan, top: int = 10) -> None:
     shown = outcome.ranking[:top]
-    table = Table("rank", "arch", "val loss", "tokens", "ppl", f"predicted ({plan.latency_source})",
+    table = Table("rank", "arch", "val loss", "tokens", "ppl", f"predicted ({plan.latency_source}{', ' + plan.hardware.runtime if plan.hardware.kind == 'gpu' else ''})",
                   f"bound ({plan.confidence:.0%})", "budget used", "memory", "params", "layout", box=None,
                   title=f"top {len(shown)} of {len(outcome.trials)} trials within {plan.budget_s * 1e3:g} ms"
                         + (f" and {plan.memory_budget}" if plan.memory_budget else ""),

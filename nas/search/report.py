@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SearchRun(Record):
     FORMAT = "hwnas-search-run"
-    VERSION = 4  # 2: `reused`; 3: `fidelity`; 4: the memory budget
+    VERSION = 5  # 2: `reused`; 3: `fidelity`; 4: the memory budget; 5: the runtime
     WHAT = "search run record"
     HINT = "run `nas search` to make one"
 
@@ -36,7 +36,7 @@ class SearchRun(Record):
     space_def: dict[str, Any]  # SearchSpace.to_dict()
     workload: Workload
     latency_budget_s: float
-    latency_source: str  # measured | calibrated | analytic
+    latency_source: str  # measured | calibrated | kernels | analytic
     strategy: str
     seed: int
     iterations: int
@@ -56,6 +56,7 @@ class SearchRun(Record):
     best_budget_used: float | None = None  # the answer's latency bound / the budget
     memory_budget_bytes: int | None = None  # the second budget: peak inference memory (space.memory)
     best_memory_bytes: int | None = None  # the answer's
+    runtime: str = "eager"  # what the budget is for: eager PyTorch, or decoding replayed from CUDA graphs
 
     @classmethod
     def _decode(cls, body: dict[str, Any], where: str) -> dict[str, Any]:
@@ -63,7 +64,7 @@ class SearchRun(Record):
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
-        return body  # versions 1-3 lack only fields with defaults (`reused`, `fidelity`, `best_*`, `memory_*`)
+        return body  # versions 1-4 lack only fields with defaults (`reused`, `fidelity`, `best_*`, `memory_*`, `runtime`)
 
 
 def finite(trials: Sequence[TrialRow]) -> list[TrialRow]:
