@@ -24,6 +24,7 @@ from space.cost import activation_bytes
 from space.kernels import kernel_invocations
 
 from latency.hardware import RUNTIMES  # noqa: E402  (re-exported)
+
 KERNEL_ERROR = 0.10
 COVERED = ("fp32", "bf16", "fp16")  # the precisions the kernel tables (and their fp32 rule) time
 _FACTOR = {"fast": 1 - KERNEL_ERROR, "point": 1.0, "slow": 1 + KERNEL_ERROR}
@@ -48,6 +49,8 @@ class GpuLatency:
         """Per arch: seconds of each invocation under `runtime`, at the `end` of the ranges. An arch at
         a precision the tables do not cover (int8: PyTorch's dynamic quantization runs on CPUs only)
         gets the analytic roofline's total, as one figure."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
         hw, out = self.hardware, []
         covered = [a for a in archs if a.precision in COVERED]
         seconds = dict(zip(covered, self.kernel_seconds(covered)))

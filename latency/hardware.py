@@ -162,6 +162,9 @@ def hardware_from_dict(d: Any, where: str) -> Hardware:
     graph_launch = None
     if "graph_launch" in d:
         point, (low, high) = _ranged(d["graph_launch"], f"{where}.graph_launch")
+        if high > 1e-3:
+            raise HardwareError(f"{where}.graph_launch: {high:g} s per CUDA graph replay is implausible; "
+                                "write seconds (6 us = 6.0e-6)")
         graph_launch = (low, point, high)
     elif "cuda-graphs" in runtimes:
         raise HardwareError(f"{where}: the cuda-graphs runtime needs graph_launch (seconds per CUDA graph replay)")

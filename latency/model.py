@@ -89,18 +89,21 @@ class LatencyModel:
             return [None] * len(archs)
         after = w.gen_tokens - (1 if archs and archs[0].kind == "encoder-decoder" else 0)
         total = self.predict(archs)[0] if total is None else total
-        if self.gpu is not None:  # the kernel model times each invocation itself
-            out_gpu: list[tuple[float, float] | None] = []
-            for t, inv in zip(total, self.gpu.invocation_seconds(archs, self.hardware.runtime)):
-                share = float(inv[0] / inv.sum())
-                out_gpu.append((float(t) * share, float(t) * (1 - share) / after if after else 0.0))
-            return out_gpu
+        timed = {}
+        if self.gpu is not None:  # the kernel model times each invocation itself (archs its tables cover)
+            from latency.gpu import COVERED
+            covered = [a for a in archs if a.precision in COVERED]
+            timed = dict(zip(covered, self.gpu.invocation_seconds(covered, self.hardware.runtime)))
 
         def roof(a: Arch, gen: int) -> float:
             return roofline_terms(analytic_cost(a, Workload(w.batch, w.seq_len, gen)), self.hardware, "point",
                                   a.precision)[3]
         out: list[tuple[float, float] | None] = []
         for a, t in zip(archs, total):
+            if a in timed:
+                share = float(timed[a][0] / timed[a].sum())
+                out.append((float(t) * share, float(t) * (1 - share) / after if after else 0.0))
+                continue
             one, two, whole = roof(a, 1), roof(a, 2), roof(a, w.gen_tokens)
             first = one - (two - one) if a.kind == "decoder" else one  # the prompt's call without a step after it
             share = min(1.0, max(0.0, first / whole))
@@ -144,8 +147,9 @@ def latency_model(hw: Hardware, space: SearchSpace, workload: Workload) -> Laten
         from latency.gpu import GpuLatency
         return LatencyModel(hw, space, workload, "kernels", gpu=GpuLatency(kernels, workload))
     if hw.runtime != "eager":
-        raise UserError(f"--runtime {hw.runtime}: {hw.name} has no kernel tables (configs/gpu_kernels/) or "
-                        f"measurements for it; drop --runtime for its eager analytic model")
+        raise UserError(f"runtime {hw.runtime}: {hw.name} has no kernel tables (configs/gpu_kernels/) or "
+                        f"measurements for it; pass --runtime eager (or list eager first in its `runtimes`) "
+                        f"for its analytic model")
     return LatencyModel(hw, space, workload, "analytic")
 
 

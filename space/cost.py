@@ -285,9 +285,8 @@ def positions_needed(kind: str, w: Workload) -> int:
     return w.seq_len + w.gen_tokens if kind == "decoder" else max(w.seq_len, w.gen_tokens)
 
 
-@functools.lru_cache(maxsize=1 << 15)
-def _analytic_cost(arch: Arch, w: Workload, dtype_bytes: int | None) -> Cost:
-    n, b, db = w.seq_len, w.batch, dtype_bytes or activation_bytes(arch.precision)
+def check_workload(arch: Arch, w: Workload) -> None:
+    """ArchError when `arch` cannot run workload `w` (positions beyond its context, an encoder asked to generate)."""
     if positions_needed(arch.kind, w) > arch.max_len:
         raise ArchError(f"workload {w} needs {positions_needed(arch.kind, w)} positions "
                         f"but the model has max_len={arch.max_len}")
@@ -295,6 +294,12 @@ def _analytic_cost(arch: Arch, w: Workload, dtype_bytes: int | None) -> Cost:
         raise ArchError("workload: an encoder-only model does not generate; set gen=0")
     if arch.kind == "encoder-decoder" and w.gen_tokens > arch.max_len:
         raise ArchError(f"workload gen={w.gen_tokens} exceeds max_len={arch.max_len}")
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _analytic_cost(arch: Arch, w: Workload, dtype_bytes: int | None) -> Cost:
+    n, b, db = w.seq_len, w.batch, dtype_bytes or activation_bytes(arch.precision)
+    check_workload(arch, w)
 
     runs: list[tuple[str, int, int, int]] = []
     if arch.kind == "encoder":

@@ -21,13 +21,13 @@ import functools
 
 from space.arch import Arch, Layer
 from space.attention import ATTENTION_TYPES
-from space.cost import Workload, _stack_pass, activation_bytes, positions_needed
+from space.cost import Workload, _stack_pass, activation_bytes, check_workload
 
 Kernel = tuple
-ROPE_TABLE_KERNELS = 7  # the cos and sin tables of a stack's pass: aranges, a power, products, a cat, cos, sin
+ROPE_TABLE_KERNELS = 8  # the cos and sin tables of a stack's pass: two aranges, a quotient, a power, a product, a cat, cos, sin
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 12)
 def layer_kernels(layer: Layer, embed: int, head_dim: int, rope: bool, enc_embed: int | None, start: int, q: int,
                   causal: bool, memory: int, project_memory: bool, mode: str, batch: int) -> tuple[Kernel, ...]:
     """One block over q new tokens after `start` cached, for `batch` sequences."""
@@ -37,17 +37,15 @@ def layer_kernels(layer: Layer, embed: int, head_dim: int, rope: bool, enc_embed
     if rope and unit.rope:
         out += unit.rope_kernels(layer, head_dim, q, mode, causal)
     out += unit.kernels(layer, head_dim, start, q, mode, causal)
-    if q > 1:
-        out.append(("ew", 2 * q * qw))  # the heads merged back: a copy (one token's is a view)
+    if q > 1 and not unit.token_major:
+        out.append(("ew", 2 * q * qw))  # the heads merged back: a copy (one token's, or a fused kernel's, is a view)
     out += [("gemm", q, e, qw), ("ew", 3 * q * e)]
     if layer.cross_layers is not None:
         w, m = layer.cross_heads * head_dim, memory * layer.cross_layers
         out += [("ew", 2 * q * e), ("gemm", q, w, e)]
         if project_memory:
             out += [("gemm", m, w, enc_embed)] * 2
-        out += [("attn", q, m, layer.cross_heads, layer.cross_heads, 0, 1)]
-        if q > 1:
-            out.append(("ew", 2 * q * w))
+        out += [("attn", q, m, layer.cross_heads, layer.cross_heads, 0, 1)]  # fused: its heads merge as a view
         out += [("gemm", q, e, w), ("ew", 3 * q * e)]
     out += [("ew", 2 * q * e), ("gemm", q, layer.ffn, e), ("ew", 2 * q * layer.ffn), ("gemm", q, e, layer.ffn),
             ("ew", 3 * q * e)]
@@ -92,17 +90,14 @@ def _stack_kernels(arch: Arch, name: str, start: int, q: int, batch: int, head_q
     return out
 
 
-@functools.lru_cache(maxsize=1 << 14)
+@functools.lru_cache(maxsize=256)  # latency.gpu.GpuLatency keeps the per-arch sums; this only spares recounting
 def kernel_invocations(arch: Arch, workload: Workload) -> tuple[tuple[tuple[Kernel, ...], int], ...]:
     """Per invocation of `workload` (a forward pass; or the prompt's prefill then each decode step):
     (its kernels, the tensor ops it dispatches). The ops are the cost model's (space.cost), what an
     eager runtime pays a host-side overhead for."""
     w, b = workload, workload.batch
     n = w.seq_len
-    if positions_needed(arch.kind, w) > arch.max_len:
-        from space.arch import ArchError
-        raise ArchError(f"workload {w} needs {positions_needed(arch.kind, w)} positions but the model has "
-                        f"max_len={arch.max_len}")
+    check_workload(arch, w)
     db = activation_bytes(arch.precision)
 
     def ops(name: str, start: int, q: int, head_q: int, **kw) -> int:

@@ -104,8 +104,10 @@ class ModelCard(Record):
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int, where: str) -> dict[str, Any]:
-        if version in (2, 3, 4):
-            return body  # lacks only `loss_tokens`, `memory_*` and `runtime`
+        if version in (2, 3, 4):  # lacks only `loss_tokens`, `memory_*` and `runtime`
+            if body.get("latency_s") is not None and "runtime" not in body:
+                body = {**body, "runtime": "eager"}  # every latency before runtimes was eager PyTorch's
+            return body
         return super()._upgrade(body, version, where)
 
     @property

@@ -237,6 +237,11 @@ def measure(model_dir: str | Path, *, hardware: str | None = None, rounds: int =
         raise UserError(f"measure {model_dir}: the timing process failed ({last})")
     got = json.loads(r.stdout.strip().splitlines()[-1])
     same = hardware == card.hardware and str(w) == str(card.work())  # the card's prediction is for its workload
+    if same and card.latency_s is not None and card.runtime not in (None, "eager"):  # the stopwatch runs eager PyTorch: not what the card predicts
+        same = False
+        note = ((note + "; ") if note else "") + (
+            f"timed in eager PyTorch; the card's {card.latency_s * 1e3:.2f} ms is for the {card.runtime} runtime "
+            "(capturing the model in CUDA graphs is not built yet), so no budget verdict")
     return MeasureResult(Path(model_dir), got["median_s"], got["spread"], tuple(got["samples"]), got["device_name"],
                          got["threads"], got["workload"], backend, hardware,
                          card.latency_s if same else None, card.latency_bound_s if same else None,

@@ -142,7 +142,7 @@ def fit_predictor(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-
     df = read_dataset(path)
     current_path = find_bundle(hw.name, space.name, w) if out is None else None
     current = load_bundle(current_path) if current_path else None
-    new_ids = None
+    new_ids, refit = None, False
     mine_rows = df[(df.hardware == hw.name) & (df.space == space.name) & (df.workload == str(w))]
     base = _training_data(current_path, current, hw.name)
     if merge and base is not None and base.resolve() != path.resolve():
@@ -152,7 +152,11 @@ def fit_predictor(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-
         if _compatible(old, mine_rows):  # ... when both were timed beside the same reference arch, alike
             df = pd.concat([old[~old.arch_id.isin(new_ids)], df], ignore_index=True)
     elif current is not None and base is not None:  # the same file, grown: the rows after those it was fitted on
-        new_ids = set(mine_rows.arch_id.iloc[int(current.dataset.get("rows", len(mine_rows))):]) or None
+        new_ids = set(mine_rows.arch_id.iloc[int(current.dataset.get("rows", len(mine_rows))):])
+        if not new_ids and base.resolve() == path.resolve():
+            # nothing it has not seen: held-out archs would be its own training rows, no fair comparison
+            current, new_ids, refit = None, None, True
+        new_ids = new_ids or None
     result = fit_and_report(df, hw, space, w, predictor, test_fraction, seed, current=current, test_among=new_ids)
     mine, theirs = result.metrics[predictor], result.metrics.get(CURRENT)
     if out is not None:
@@ -162,12 +166,13 @@ def fit_predictor(hardware: str | Any, *, space: str | Path | SearchSpace = "lm-
         target, answers = bundle_path(hw.name, space.name, w), True
         verdict = ("it now answers for " + hw.name + (" (forced over the previous one)" if force and theirs else
                    f": held-out error {mine['mape']:.1f}% against {theirs['mape']:.1f}% for the previous one"
-                   if theirs else ": no measured predictor answered before"))
+                   if theirs else ": a refit on the rows the previous one was fitted on (no new measurements to "
+                   "compare them on)" if refit else ": no measured predictor answered before"))
     else:
         target, answers = bundle_path(hw.name, space.name, w).with_name(
             bundle_path(hw.name, space.name, w).stem + "-candidate.pt"), False
-        where = "shipped" if str(current_path).startswith(str(shipped_root())) else "your"
-        verdict = (f"the {where} predictor keeps answering: on the {len(result.test)} held-out new archs its error is "
+        where = "the shipped" if str(current_path).startswith(str(shipped_root())) else "your"
+        verdict = (f"{where} predictor keeps answering: on the {len(result.test)} held-out new archs its error is "
                    f"{theirs['mape']:.1f}% ({theirs['within_10']:.0%} within ±10%) against {mine['mape']:.1f}% "
                    f"({mine['within_10']:.0%}) for the new one, fitted on {result.rows} rows; the new one is kept "
                    f"beside as {target.name} (`nas fit-predictor --force` makes it answer)")
@@ -249,10 +254,18 @@ def predict(hardware: str | Any, archs: str | Path | Arch | Sequence[Arch], *,
         raise UserError("predict: no archs given")
     hw = as_hardware(hardware).with_runtime(runtime)
     space = as_space(space) if space is not None else space_for(archs[0])
-    model = latency_model(hw, space, as_workload(workload, space))
+    w = as_workload(workload, space)
+    from space.cost import check_workload
+    for a in archs:
+        check_workload(a, w)  # an ArchError (a UserError): one line
+    model = latency_model(hw, space, w)
     seconds, rel = model.predict(archs)
     phases = model.phases(archs, seconds)
-    return [Prediction(a, float(s), float(r), model.source, *(ph or (None, None)), runtime=hw.runtime)
+    from latency.gpu import COVERED
+
+    def source(a: Arch) -> str:  # a precision the kernel tables do not time (int8) falls back to the roofline
+        return "analytic" if model.gpu is not None and a.precision not in COVERED else model.source
+    return [Prediction(a, float(s), float(r), source(a), *(ph or (None, None)), runtime=hw.runtime)
             for a, s, r, ph in zip(archs, seconds, rel, phases)]
 
 

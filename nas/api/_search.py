@@ -45,8 +45,8 @@ def _actor_evaluator(folder: str, batches: int, device: str, precision: str | No
 DEFAULT_EVAL_BATCHES, DEFAULT_HURDLE_BATCHES, DEFAULT_FINAL_BATCHES, DEFAULT_FINAL_TOP = 2, 8, 64, 5
 
 
-def default_run_dir(hw: str, budget: str, strategy: str, seed: int) -> Path:
-    return Path("runs") / f"search-{hw}-{budget}-{strategy}-s{seed}"
+def default_run_dir(hw: str, budget: str, strategy: str, seed: int, runtime: str = "eager") -> Path:
+    return Path("runs") / f"search-{hw}-{budget}{'' if runtime == 'eager' else '-' + runtime}-{strategy}-s{seed}"
 
 
 @dataclass(frozen=True)
@@ -200,11 +200,12 @@ def plan_search(hardware: Any, budget: Any = None, **fields: Any) -> SearchPlan:
 
     def bound(archs: list[Arch]) -> list[float]:
         return [float(b) for b in model.bound(archs, r.confidence)]
-    run_dir = Path(r.out) if r.out else default_run_dir(hw.name, budget.text, r.strategy, r.seed)
+    run_dir = Path(r.out) if r.out else default_run_dir(hw.name, budget.text, r.strategy, r.seed, hw.runtime)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir}: exists and is not a folder")
     memory_budget = MemoryBudget.of(r.memory_budget) if r.memory_budget is not None else None
-    recorded = check_resumable(run_dir, run_settings(space, r.strategy, r.seed, budget_s, opts, fidelity, memory_budget))
+    recorded = check_resumable(run_dir, run_settings(space, r.strategy, r.seed, budget_s, opts, fidelity, memory_budget,
+                                                     hw.runtime))
     choice = choose_supernet(full, r.supernet)
     if recorded and (run_dir / "run.json").is_file():
         from nas.search.report import read_run
@@ -301,7 +302,7 @@ def run_planned_search(plan: SearchPlan, progress: Progress | bool = True,
                                 progress=lambda done, best: bar.update(done, f"best loss {best:.4f}" if best else ""),
                                 known=known, fidelity=fidelity, tokens=tokens,
                                 reachable=not recalibrated,  # plan_search checked these predictions
-                                memory=plan.memory, memory_budget=plan.memory_budget)
+                                memory=plan.memory, memory_budget=plan.memory_budget, runtime=hw.runtime)
     finally:
         close()
     if result.stopped:
@@ -377,8 +378,10 @@ def analytic_spread(plan: SearchPlan, trials, ranking) -> dict[str, Any]:
                "; ".join(f"with the {end} constants the best arch would be {b}" if b else
                          f"with the {end} constants no arch this search scored would fit {plan.budget}"
                          for end, b in changes.items()))
-            + f". Measuring it takes `nas profile --hardware {plan.hardware.name} --samples {samples}` on that "
-              f"device, about {max(1, round(minutes))} minutes")
+            + (f". Measuring it takes `nas profile --hardware {plan.hardware.name} --samples {samples}` on that "
+               f"device, about {max(1, round(minutes))} minutes" if plan.hardware.runtime == "eager" else
+               f". `nas profile` times eager PyTorch only (capture in CUDA graphs is not built yet): for the "
+               f"{plan.hardware.runtime} runtime this range is what there is"))
     return {"fast_s": float(fast[i]) if i is not None else None, "slow_s": float(slow[i]) if i is not None else None,
             "best_fast": best["fast"], "best_slow": best["slow"], "best": chosen, "note": note,
             "profile_minutes": minutes, "range_z": RANGE_Z}

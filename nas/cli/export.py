@@ -59,7 +59,8 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed
     line = (f"measured on {m.device_name}: {m.raw_s * 1e3:.2f} ms raw wall clock ± {m.spread:.0%}"
             + (f", {m.normalised_s * 1e3:.2f} ms on the dataset's scale" if m.normalised_s is not None else ""))
     if card.latency_s is not None:
-        line += (f"; predicted on {card.hardware}: {card.latency_s * 1e3:.2f} ms ({card.latency_source}); "
+        line += (f"; predicted on {card.hardware}: {card.latency_s * 1e3:.2f} ms ({card.latency_source}"
+                 + (f", {card.runtime} runtime" if card.runtime else "") + "); "
                  f"budget {card.latency_budget_s * 1e3:g} ms")
     console.print(line)
     console.print(f"saved {res.folder}")

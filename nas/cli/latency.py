@@ -96,14 +96,18 @@ def predict_cmd(hw_name, arch_file, space_name, workload, runtime):
         split = [f"{p.prefill_s * 1e3:.3f} ms", f"{p.decode_per_token_s * 1e3:.4f} ms"] if phases else []
         table.add_row(p.arch.id, f"{p.seconds * 1e3:.3f} ms", *split, f"± {p.rel_std:.0%}", p.source)
     stdout_console().print(table)
+    sources = {p.source for p in preds}
     if phases:
         console.print("first token = the prompt's prefill; per token = each decode step after it (the prediction "
-                      + ("split by the kernel model's time of each call)" if preds[0].source == "kernels" else
-                         "split by the analytic model's share of the first call)"))
-    if preds[0].source == "kernels":
+                      + ("split by the kernel model's time of each call)" if sources == {"kernels"} else
+                         "split by the kernel model's time of each call, or the analytic model's share of the first "
+                         "call)" if "kernels" in sources else "split by the analytic model's share of the first call)"))
+    if "kernels" in sources:
         console.print(f"note: {hw_name} has no measurements here; this is the kernel model from its measured kernel "
-                      f"tables (`nas hardware show {hw_name}`; `nas profile --hardware {hw_name}` on that device measures it)")
-    if preds[0].source == "analytic":
+                      f"tables (`nas hardware show {hw_name}`; `nas profile --hardware {hw_name}` on that device measures it)"
+                      + ("; int8 archs, which its tables do not time, from the analytic roofline" if "analytic" in sources
+                         else ""))
+    elif "analytic" in sources:
         console.print(f"note: {hw_name} has no measurements here; this is the analytic roofline model "
                       f"(run `nas profile --hardware {hw_name}` on that device to measure it)")
 

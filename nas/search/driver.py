@@ -76,7 +76,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
                bound: Batch | None = None, known: Sequence[tuple] | None = None,
                known_limit: int = KNOWN_LIMIT, fidelity: Fidelity | None = None,
                tokens: Callable[[int], int] | None = None, reachable: bool = False,
-               memory: Batch | None = None, memory_budget: "MemoryBudget | int | str | None" = None) -> SearchResult:
+               memory: Batch | None = None, memory_budget: "MemoryBudget | int | str | None" = None,
+               runtime: str = "eager") -> SearchResult:
     """Evaluates `iterations` archs within the latency budget (resuming `run_dir`).
 
     evaluate: archs -> validation losses (math.inf: failed), one call per batch; with `fidelity`,
@@ -141,7 +142,8 @@ def run_search(space: SearchSpace, strategy: str, *, evaluate: Callable, latency
     def within(p: tuple[float, float, int | None]) -> bool:
         return budget.admits(p[1]) and (mem_budget is None or mem_budget.admits(p[2]))
 
-    study = rec.open_study(run_dir, cls.directions, run_settings(space, strategy, seed, budget_s, opts, fidelity, mem_budget))
+    study = rec.open_study(run_dir, cls.directions,
+                           run_settings(space, strategy, seed, budget_s, opts, fidelity, mem_budget, runtime))
     rec.fail_running(study)  # trials in flight when a previous run died
     searcher = make_searcher(strategy, space, lambda a: within(predict(a)), seed, study=study, **opts)
     searcher.feasible_many = lambda archs: [within(p) for p in predict_many(archs)]
@@ -248,10 +250,14 @@ def add_known(reused: "optuna.Study", study: "optuna.Study", space: SearchSpace,
 
 
 def run_settings(space: SearchSpace, strategy: str, seed: int, budget_s: float, options: dict[str, Any],
-                 fidelity: Fidelity | None = None, memory_budget: "MemoryBudget | None" = None) -> dict:
-    """What a resumed run must share with the recorded one."""
+                 fidelity: Fidelity | None = None, memory_budget: "MemoryBudget | None" = None,
+                 runtime: str = "eager") -> dict:
+    """What a resumed run must share with the recorded one (the runtime only when not eager, so that
+    runs recorded before there were runtimes still resume)."""
     out = {"space": space_label(space), "strategy": strategy, "seed": seed, "budget_s": float(budget_s),
            "options": options}
+    if runtime != "eager":
+        out["runtime"] = runtime
     if fidelity is not None:
         out["fidelity"] = fidelity.to_dict()
     if memory_budget is not None:

@@ -25,6 +25,9 @@ class AttentionType:
     causal: ClassVar[bool]  # can run in a causal (decoder) stack
     param: ClassVar[str | None] = None  # the Layer field that parameterises it, if any
     rope: ClassVar[bool] = False  # takes rotary positions (an arch's `positions: rope`: supernet/attention/rope.py)
+    # its kernel writes the output token-major (fused scaled_dot_product_attention), so merging the
+    # heads back is a view; otherwise a copy (`space.kernels`)
+    token_major: ClassVar[bool] = False
     summary: ClassVar[str]
 
     def extra_shapes(self, heads: int, head_dim: int, max_len: int, param: int | None) -> dict[str, tuple[int, ...]]:

@@ -20,6 +20,7 @@ def softmax_cost(pairs: int, heads: int, head_dim: int, kv_width: int, cached: i
 class Softmax(AttentionType):
     name, causal, param = "softmax", True, None
     summary = "full softmax attention, O(n^2 d)"
+    token_major = True  # fused scaled_dot_product_attention
     rope = True
 
     def mixing(self, layer, head_dim, start, q, causal):

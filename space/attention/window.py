@@ -32,6 +32,7 @@ def window_pairs(window: int, start: int, q: int, total: int, causal: bool) -> i
 class Window(AttentionType):
     name, causal, param = "window", True, "window"
     summary = "sliding-window softmax, O(n w d); bounded cache"
+    token_major = True  # fused scaled_dot_product_attention
     rope = True
 
     def mixing(self, layer, head_dim, start, q, causal):
@@ -54,15 +55,15 @@ class Window(AttentionType):
             copies = [("ew", 2 * cached * kvw)] * 2 if mode == "decode" else []
             return copies + [("attn", 1, min(cached, w), layer.heads, layer.kv_heads, 0, 1)]
         if not window_blocked(q, w):  # dense and masked: the band built, every pair scored
-            return [("ew", q * q)] * 4 + [("attn", q, q, layer.heads, layer.kv_heads, 0, 1)]
+            return [("ew", q)] * 2 + [("ew", q * q)] * 4 + [("attn", q, q, layer.heads, layer.kv_heads, 0, 1)]  # positions, band
         c = window_block(w)
         reach = w - 1 if causal else 2 * (w // 2)
         n, span = -(-q // c), c + reach
         out = [("ew", 4 * q * qw)] * (2 if layer.kv_heads != layer.heads else 0)  # K/V expanded to every head
         out += [("ew", 2 * (n * c + reach) * qw)] * 3  # K, V (and Q) padded
-        out += [("ew", n * c * span)] * 8  # positions, the band, the mask
-        out += [("ew", 2 * n * c * qw)] + [("ew", 2 * n * span * qw)] * 2  # blocks laid out as a batch
-        out += [("attn", c, span, layer.heads, layer.heads, 0, n), ("ew", 2 * n * c * qw)]  # and back
+        out += [("ew", n * span)] * 3 + [("ew", n * c * span)] * 11  # positions, the band, the mask
+        # the blocks laid out as a batch are views (strided slabs); the output comes back by a copy
+        out += [("attn", c, span, layer.heads, layer.heads, 0, n), ("ew", 2 * n * c * qw)]
         return out
 
     def kernel_values(self, layer, head_dim, t, causal):
