@@ -51,6 +51,9 @@ def test_fit_predict_hardware(home, tmp_path) -> None:
     assert "repeatability" in r.stderr
     bundles = list((root / "hardware" / "xeon-2vcpu").glob("predictor-*.pt"))
     assert len(bundles) == 1 and bundles[0].with_suffix(".png").is_file()
+    again = nas(env, "fit-predictor", "--hardware", "xeon-2vcpu")  # no new rows: no fair held-out comparison
+    assert again.returncode == 0 and "a refit on the rows the previous one was fitted on" in again.stdout + again.stderr
+    assert not list((root / "hardware" / "xeon-2vcpu").glob("*-candidate.pt"))
     arch_file = tmp_path / "a.yaml"
     arch_file.write_text(nas(env, "space", "sample", "lm-shakespeare", "-n", "2", "--seed", "7").stdout)
     r = nas(env, "predict", "--hardware", "xeon-2vcpu", "--arch", str(arch_file))
