@@ -15,7 +15,7 @@ from space import ATTENTION_TYPES, SearchSpace, space_from_dict
 
 CAUSAL = [t for t, s in ATTENTION_TYPES.items() if s.causal]
 ALL = list(ATTENTION_TYPES)
-ATTN = {"softmax": {}, "window": {"window": [3, 5]}, "linear": {}, "linformer": {"proj_len": [4, 8]},
+ATTN = {"softmax": {}, "window": {"window": [3, 5]}, "linear": {}, "retention": {}, "linformer": {"proj_len": [4, 8]},
         "fastformer": {}}
 KINDS = ("decoder", "encoder", "encoder-decoder")
 RAM_DISK = Path("/dev/shm")

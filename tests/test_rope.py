@@ -25,13 +25,13 @@ def rope_space(kind: str = "decoder", types=None):
 
 
 def test_rope_types_are_declared_by_their_units() -> None:
-    assert set(ROPE) == {"softmax", "window", "linear"}  # Linformer and Fastformer mix positions: none
+    assert set(ROPE) == {"softmax", "window", "linear", "retention"}  # Linformer and Fastformer mix positions: none
 
 
-@pytest.mark.parametrize("attn", ["softmax", "window", "linear", "mixed"])
+@pytest.mark.parametrize("attn", ["softmax", "window", "linear", "retention", "mixed"])
 @pytest.mark.parametrize("kv", [1, 4])
 def test_cached_decoding_equals_full_forward_with_rope(attn: str, kv: int) -> None:
-    kinds = ["softmax", "window", "linear"] if attn == "mixed" else [attn, attn]
+    kinds = ["softmax", "window", "linear", "retention"] if attn == "mixed" else [attn, attn]
     layers = tuple(Layer(t, 4, kv, 32, window=5 if t == "window" else None) for t in kinds)
     arch = Arch("decoder", 8, 23, 96, decoder=Stack(32, layers), positions="rope")
     sub = SubTransformer(arch).reset_parameters(0).eval()

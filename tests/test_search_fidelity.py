@@ -96,8 +96,9 @@ def test_budget_seeds_are_feasible_large_and_deterministic() -> None:
 @pytest.mark.parametrize("strategy", ["evolution", "hat", "nsga2"])
 def test_seeded_search_returns_the_known_best_uniform_arch(strategy: str, tmp_path: Path) -> None:
     """On a tiny space, the best arch is the largest uniform arch within the budget (plus noise
-    that a mixed arch cannot beat): every population strategy answers it."""
-    space = tiny_space("decoder")
+    that a mixed arch cannot beat): every population strategy answers it. One attention type: types
+    of equal parameter count would tie, and the target among them be an arbitrary id."""
+    space = tiny_space("decoder").with_attention(["softmax"])
     budget = sorted(params(a) for a in uniform_archs(space))[-8]
     target = max((a for a in uniform_archs(space) if params(a) <= budget), key=lambda a: (params(a), a.id))
 
