@@ -33,6 +33,15 @@ def _grouped(q: torch.Tensor, kv: int) -> torch.Tensor:
     return q.view(b, kv, h // kv, t, hd)
 
 
+def mapped(q, k, v, rope=None):
+    """(phi(q) grouped (B, kv, g, T, hd), phi(k) and v (B, kv, 1, T, hd), and with `rope` the rotated
+    phi(q), phi(k); else None, None): what linear attention and its relatives read."""
+    kv = k.shape[1]
+    qg, kg = _grouped(phi(q), kv), phi(k)[:, :, None]
+    qr, kr = (rotate(qg, rope), rotate(kg, rope)) if rope is not None else (None, None)
+    return qg, kg, v[:, :, None], qr, kr
+
+
 def causal_linear(q, k, v, s, z, qr=None, kr=None):
     """q (B, kv, g, T, hd), k (B, kv, 1, T, hd) phi-mapped; v (B, kv, 1, T, hd); state s
     (B, kv, 1, hd, hd), z (B, kv, 1, hd). Returns (out (B, kv, g, T, hd), s, z). With `qr`, `kr`
@@ -61,8 +70,7 @@ class Linear(Kernel):
     def attend(self, q, k, v, extra, layer, causal, keep=None, rope=None):
         b, h, t, hd = q.shape
         kv = k.shape[1]
-        qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]  # (B, kv, g|1, T, hd)
-        qr, kr = (rotate(qg, rope), rotate(kg, rope)) if rope is not None else (None, None)
+        qg, kg, vg, qr, kr = mapped(q, k, v, rope)
         if causal:
             out, _, _ = causal_linear(qg, kg, vg, q.new_zeros(b, kv, 1, hd, hd), q.new_zeros(b, kv, 1, hd), qr, kr)
             return out.reshape(b, h, t, hd)
@@ -98,8 +106,7 @@ class Linear(Kernel):
     def step(self, q, k, v, extra, layer, state, rope=None):
         b, h, t, hd = q.shape
         kv = k.shape[1]
-        qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]
-        qr, kr = (rotate(qg, rope), rotate(kg, rope)) if rope is not None else (None, None)
+        qg, kg, vg, qr, kr = mapped(q, k, v, rope)
         if state is None:
             state = {"s": q.new_zeros(b, kv, 1, hd, hd), "z": q.new_zeros(b, kv, 1, hd)}
         out, s, z = causal_linear(qg, kg, vg, state["s"], state["z"], qr, kr)

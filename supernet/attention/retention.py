@@ -14,8 +14,7 @@ import torch
 
 from space.attention.linear import CHUNK
 from supernet.attention.base import register
-from supernet.attention.linear import EPS, Linear, _grouped, phi
-from supernet.attention.rope import rotate
+from supernet.attention.linear import EPS, Linear, mapped
 
 
 def log_decay(kv: int, like: torch.Tensor) -> torch.Tensor:
@@ -80,8 +79,7 @@ class Retention(Linear):
     def attend(self, q, k, v, extra, layer, causal, keep=None, rope=None):
         b, h, t, hd = q.shape
         kv = k.shape[1]
-        qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]  # (B, kv, g|1, T, hd)
-        qr, kr = (rotate(qg, rope), rotate(kg, rope)) if rope is not None else (None, None)
+        qg, kg, vg, qr, kr = mapped(q, k, v, rope)
         lg = log_decay(kv, q)
         s0, z0 = q.new_zeros(b, kv, 1, hd, hd), q.new_zeros(b, kv, 1, hd)
         if causal:
@@ -101,8 +99,7 @@ class Retention(Linear):
     def step(self, q, k, v, extra, layer, state, rope=None):
         b, h, t, hd = q.shape
         kv = k.shape[1]
-        qg, kg, vg = _grouped(phi(q), kv), phi(k)[:, :, None], v[:, :, None]
-        qr, kr = (rotate(qg, rope), rotate(kg, rope)) if rope is not None else (None, None)
+        qg, kg, vg, qr, kr = mapped(q, k, v, rope)
         if state is None:
             state = {"s": q.new_zeros(b, kv, 1, hd, hd), "z": q.new_zeros(b, kv, 1, hd)}
         out, s, z = causal_retention(qg, kg, vg, state["s"], state["z"], log_decay(kv, q), qr, kr)
