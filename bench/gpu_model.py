@@ -24,8 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency.features import roofline_terms  # noqa: E402
-from latency.gpu import GpuLatency  # noqa: E402
+from latency.gpu import GpuLatency, roofline_seconds  # noqa: E402
 from latency.hardware import RUNTIMES, load_hardware  # noqa: E402
 from latency.kernels import kernel_model  # noqa: E402
 from space import Arch, Layer, Stack, Workload, analytic_cost, load_space  # noqa: E402
@@ -74,15 +73,7 @@ def published() -> list[dict]:
 
 def analytic(arch: Arch, workload: Workload, hw, runtime: str) -> dict:
     """The analytic roofline's point and range for `arch` under `runtime` (the model before stage 2)."""
-    gl = GpuLatency.__new__(GpuLatency)
-    gl.hardware, gl.workload = hw, workload
-    out = {}
-    for end in ("fast", "point", "slow"):
-        if runtime == "eager":
-            out[end] = roofline_terms(analytic_cost(arch, workload), hw, end, arch.precision)[3]
-        else:
-            out[end] = gl._roofline(arch, runtime, end)
-    return {k: 1e3 * v for k, v in out.items()}
+    return {end: 1e3 * roofline_seconds(arch, workload, hw, runtime, end) for end in ("fast", "point", "slow")}
 
 
 def answers() -> list[dict]:

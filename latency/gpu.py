@@ -18,12 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
+from latency.hardware import RUNTIMES, Hardware
 from latency.kernels import KernelModel
 from space import Arch, Workload
 from space.cost import activation_bytes
 from space.kernels import kernel_invocations
-
-from latency.hardware import RUNTIMES  # noqa: E402  (re-exported)
 
 KERNEL_ERROR = 0.10
 COVERED = ("fp32", "bf16", "fp16")  # the precisions the kernel tables (and their fp32 rule) time
@@ -67,14 +66,7 @@ class GpuLatency:
         return out
 
     def _roofline(self, arch: Arch, runtime: str, end: str) -> float:
-        from latency.features import roofline_terms
-        from space import analytic_cost
-        _, _, overhead, total = roofline_terms(analytic_cost(arch, self.workload), self.hardware, end, arch.precision)
-        if runtime != "cuda-graphs":
-            return total
-        calls = 1 + (self.workload.gen_tokens - (1 if arch.kind == "encoder-decoder" else 0)
-                     if self.workload.generation else 0)
-        return total - overhead + calls * self.hardware.launch(end)
+        return roofline_seconds(arch, self.workload, self.hardware, runtime, end)
 
     def seconds(self, archs: Sequence[Arch], runtime: str, end: str = "point") -> np.ndarray:
         return np.asarray([float(s.sum()) for s in self.invocation_seconds(archs, runtime, end)])
@@ -90,17 +82,14 @@ class GpuLatency:
             for j, (kernels, _) in enumerate(inv):
                 for k in kernels:
                     rows.setdefault((k[0], arch.precision, arch.head_dim), []).append((i, j, *k[1:]))
-        total = [np.zeros(n) for n in counts]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)  # arch i's calls: offsets[i]:offsets[i+1]
+        flat = np.zeros(offsets[-1])
         for (kind, dtype, head_dim), recs in rows.items():
             r = np.asarray(recs, dtype=float)
-            seconds = self._lookup(kind, dtype, head_dim, r[:, 2:])
-            flat = np.zeros(sum(counts))
-            offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int)
-            np.add.at(flat, offsets[r[:, 0].astype(int)] + r[:, 1].astype(int), seconds)
-            for i, n in enumerate(counts):
-                total[i] += flat[offsets[i]:offsets[i] + n]
-        for arch, t in zip(archs, total):
-            self._kernels[arch] = t
+            np.add.at(flat, offsets[r[:, 0].astype(int)] + r[:, 1].astype(int),
+                      self._lookup(kind, dtype, head_dim, r[:, 2:]))
+        for i, arch in enumerate(archs):
+            self._kernels[arch] = flat[offsets[i]:offsets[i + 1]]
 
     def _lookup(self, kind: str, dtype: str, head_dim: int, r: np.ndarray) -> np.ndarray:
         m = self.model
@@ -130,4 +119,15 @@ class GpuLatency:
         return out
 
 
-__all__ = ["GpuLatency", "KERNEL_ERROR", "RUNTIMES"]
+def roofline_seconds(arch: Arch, workload: Workload, hw: Hardware, runtime: str, end: str = "point") -> float:
+    """The analytic roofline's total under `runtime`: eager as the analytic model has it (every op
+    pays the per-op overhead); cuda-graphs without that overhead, one graph launch per call."""
+    from latency.features import roofline_terms
+    from space import analytic_cost
+    _, _, overhead, total = roofline_terms(analytic_cost(arch, workload), hw, end, arch.precision)
+    if runtime != "cuda-graphs":
+        return total
+    return total - overhead + len(kernel_invocations(arch, workload)) * hw.launch(end)
+
+
+__all__ = ["GpuLatency", "KERNEL_ERROR", "RUNTIMES", "roofline_seconds"]
