@@ -49,6 +49,11 @@ class TrainConfig:
     # before step 0 (e.g. a long-context space from the short one: embeddings, attention and FFN
     # matrices carry over; a learned position table does not exist under RoPE and is left out)
     init_from: str | None = None
+    # Translation only: the first `copy_warmup` steps also train on identity pairs (a target sentence
+    # as its own source), a fraction of each batch falling linearly from 1 to 0 over those steps. A
+    # byte-level encoder-decoder learns to read its source only after a sudden transition, late; the
+    # identity task teaches the copying first (docs/translation.md, "a copy-friendly start")
+    copy_warmup: int = field(default=0, metadata=least(0))
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -78,6 +83,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "quick": dict(steps=450, batch_size=32, lr=1e-3, warmup=40, eval_every=100, n_random=1, label_smoothing=0.1),
         "full": dict(steps=6000, batch_size=64, lr=1e-3, warmup=200, eval_every=250, label_smoothing=0.1),
     },
+    # Classification: windows of seq_len tokens of each labelled text, one label per window
+    "classify": {
+        "default": dict(batch_size=16, seq_len=512, lr=1e-3),
+        "quick": dict(steps=400, batch_size=16, seq_len=512, lr=1e-3, warmup=40, eval_every=100, n_random=1),
+        "full": dict(steps=4000, batch_size=32, seq_len=512, lr=1e-3, warmup=200, eval_every=250),
+    },
 }
 
 
@@ -99,6 +110,11 @@ def resolve_config(preset: str | None, task: str = "lm", **overrides: Any) -> Tr
         raise UserError(f"unknown training setting {unknown[0]!r}; known: {', '.join(sorted(names))}")
     base.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**base)
+
+
+def copy_fraction(step: int, cfg: TrainConfig) -> float:
+    """The share of identity pairs in a translation batch at `step` (1 falling to 0 over copy_warmup)."""
+    return max(0.0, 1.0 - step / cfg.copy_warmup) if cfg.copy_warmup else 0.0
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

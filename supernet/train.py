@@ -24,7 +24,7 @@ from space.files import atomic_write_text
 from space.errors import UserError
 from supernet.checkpoint import (FILE, SupernetRecord, TrainingState, checkpoint_path, has_supernet, load_supernet,
                                  read_checkpoint, read_record, save_supernet, write_checkpoint)
-from supernet.config import PRESETS, TrainConfig, lr_at, preset_names, resolve_config
+from supernet.config import PRESETS, TrainConfig, copy_fraction, lr_at, preset_names, resolve_config
 from supernet.corpus.tokenizer import ByteTokenizer
 from supernet.device import Dist, autocast, grad_scaler, to_device
 from supernet.functional import batch_inputs
@@ -148,7 +148,9 @@ def train_supernet(space: SearchSpace, batches, val_batches: list, out: Path, cf
     while st.step < cfg.steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(st.step, cfg)
-        x, y = batches.sample(cfg.batch_size, torch.Generator().manual_seed(_seed("data", cfg.seed, st.step)))
+        gen = torch.Generator().manual_seed(_seed("data", cfg.seed, st.step))
+        copy = copy_fraction(st.step, cfg)
+        x, y = batches.sample(cfg.batch_size, gen, copy=copy) if copy else batches.sample(cfg.batch_size, gen)
         archs = step_archs(space, cfg, st.step)
         opt.zero_grad(set_to_none=True)
         w = 0.0
@@ -179,7 +181,7 @@ def train_supernet(space: SearchSpace, batches, val_batches: list, out: Path, cf
                                 teacher = logits.detach().float().softmax(-1)
                     scaler.scale(loss / rt.grad_accum).backward()  # one graph at a time: one arch's memory
                 losses[i] += loss.item() / rt.grad_accum
-            tokens += real_tokens(ym, space.vocab_size)
+            tokens += int(xm["keep"].sum()) if isinstance(xm, dict) and "keep" in xm else real_tokens(ym, space.vocab_size)
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(opt)

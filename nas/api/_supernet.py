@@ -136,14 +136,18 @@ def plan_training(space: Any = "lm-shakespeare", **fields: Any) -> TrainPlan:
         data_ref = resolve_data(task, [str(src), str(tgt)] if src else None)
     else:
         if src or tgt:
-            raise UserError(f"--src/--tgt: space {space.name!r} is a language model; give --data PATH instead")
+            what = "a language model" if task == "lm" else "a classifier"
+            raise UserError(f"--src/--tgt: space {space.name!r} is {what}; give --data PATH instead")
         data_ref = resolve_data(task, str(data) if data else None)
     check_data(task, data_ref)
     if config is None:
         if settings.get("sampling") == "uniform" and settings.get("distill") is None:
             settings["distill"] = False  # HAT's uniform sampling has no teacher
         config = resolve_config(preset, task, **settings)
-    if task == "lm" and config.seq_len > space.max_len:
+    if task != "translation" and config.copy_warmup:
+        raise UserError(f"--copy-warmup: identity pairs are a translation warm-up; space {space.name!r} is a "
+                        f"{space.kind} space, drop it")
+    if task != "translation" and config.seq_len > space.max_len:
         raise UserError(f"--seq-len {config.seq_len} exceeds the space's max_len {space.max_len}")
     check_int(grad_accum, "--grad-accum")
     spec = tokenizer or space.tokenizer
@@ -395,6 +399,8 @@ class EvalResult:
     tokens: int  # labels scored per arch
     split: str
     pairs: int = 0  # translation: sentences translated per decoding
+    task: str = "lm"
+    baselines: tuple = ()  # classifiers: supernet.baselines.BaselineScore on the same texts
 
 
 def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *, batches: int | None = None,
@@ -437,5 +443,12 @@ def evaluate(supernet: str | Path, archs: str | Path | Arch | Sequence[Arch], *,
                     sc = score_translation(a, weights, pairs, beam=k, progress=bar.advance, tokenizer=tok)
                     label = "greedy" if k == 1 else f"beam {k}"
                     extra[f"BLEU {label}"], extra[f"chrF {label}"] = sc.bleu, sc.chrf
+            if record.task == "classify":
+                from supernet.evaluate import accuracy
+                extra["accuracy %"] = 100 * accuracy(model, a, ev.batches, ev.precision)
             scores.append(ArchScore(a, loss, analytic_cost(a).params, extra))
-    return EvalResult(tuple(scores), ev.tokens, split, len(pairs))
+    base = ()
+    if record.task == "classify":
+        from supernet.baselines import supernet_baselines
+        base = tuple(supernet_baselines(record, ev.batches))
+    return EvalResult(tuple(scores), ev.tokens, split, len(pairs), record.task, base)

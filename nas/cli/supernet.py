@@ -37,6 +37,9 @@ from supernet.config import TrainConfig, preset_names
 @click.option("--init-from", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Warm start: begin from the weights of the supernet in DIR that have the same names and shapes "
                    "(e.g. configs/supernets/lm-shakespeare for a long-context space). Same tokenizer and task.")
+@click.option("--copy-warmup", type=click.IntRange(min=0), default=None, metavar="STEPS",
+              help="Translation: train the first STEPS steps on identity pairs too (a share of each batch falling "
+                   "from 1 to 0), so the model learns to copy its source first (default 0).")
 @click.option("--seed", type=int, default=None, help="Seed of weights, data order and arch sampling (default 0).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--tokenizer", default=None, metavar="bytes|bpe:N|FILE",
@@ -48,7 +51,7 @@ from supernet.config import TrainConfig, preset_names
                                                     "backward pass (less memory, about a third more compute).")
 @device_options
 def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset, sampling, batch_size, seq_len, lr,
-                       label_smoothing, init_from, seed, threads, tokenizer, grad_accum, checkpointing, device, precision) -> None:
+                       label_smoothing, init_from, copy_warmup, seed, threads, tokenizer, grad_accum, checkpointing, device, precision) -> None:
     """Train the weight-sharing SuperTransformer on a task (language model or translation, by the space's kind).
     Under `torchrun --nproc_per_node N -m nas train-supernet ...` every process is one DDP rank."""
     request = api.TrainRequest(space_name, out=out, data=data, src=src_file, tgt=tgt_file, preset=preset,
@@ -56,12 +59,14 @@ def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset,
                                checkpointing=checkpointing,
                                settings=dict(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr,
                                              sampling=sampling, label_smoothing=label_smoothing, seed=seed,
+                                             copy_warmup=copy_warmup,
                                              init_from=str(init_from) if init_from else None))
     result = api.train_supernet(request, threads=threads, progress=PROGRESS)
     from supernet.device import launched_by_torchrun
     import os
     if not launched_by_torchrun() or os.environ.get("RANK") == "0":
-        unit = "nats/byte" if result.record.tokenizer.get("type") == "byte" else "nats/token"
+        unit = ("nats/text" if result.record.task == "classify" else
+                "nats/byte" if result.record.tokenizer.get("type") == "byte" else "nats/token")
         console.print(f"supernet saved in {result.folder} after {result.record.step} steps ({result.ranks} rank(s), "
                       f"{result.device}, {result.precision}); validation loss ({unit}): largest "
                       f"{result.val_largest:.3f}, smallest {result.val_smallest:.3f}")
@@ -87,6 +92,15 @@ def evaluate_cmd(supernet_dir, arch_file, batches, split, sentences, beam, conte
     chrF of greedy and beam-search decoding."""
     res = api.evaluate(supernet_dir, arch_file, batches=batches, split=split, sentences=sentences, beam=beam,
                        device=device, precision=precision, progress=PROGRESS, context=context)
+    if res.task == "classify":
+        table = Table("model", "params", f"{split} loss (nats/text)", "accuracy %", box=None, title_justify="left",
+                      title=f"inherited weights and the baselines, on the same {res.tokens:,} {split} texts")
+        for s in res.scores:
+            table.add_row(s.arch.id, f"{s.params:,}", f"{s.loss:.4f}", f"{s.translation['accuracy %']:.1f}")
+        for b in res.baselines:
+            table.add_row(b.name, "-", f"{b.loss:.4f}", f"{100 * b.accuracy:.1f}")
+        stdout_console().print(table)
+        return
     extra = list(res.scores[0].translation)
     title = f"inherited weights, {res.tokens:,} {split} tokens" + (f" in windows of {context}" if context else "")
     if res.pairs:

@@ -37,27 +37,31 @@ class PairBatches:
     def __len__(self) -> int:
         return len(self.src)
 
-    def collate(self, idx: Sequence[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """({"tokens": decoder input (B, T), "src": (B, S), "src_keep": (B, S) bool}, labels (B, T))."""
+    def collate(self, idx: Sequence[int], copies: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """({"tokens": decoder input (B, T), "src": (B, S), "src_keep": (B, S) bool}, labels (B, T)).
+        The first `copies` pairs are identity pairs: their target is their source too."""
         pad, bos, eos = self.tok.pad_id, self.tok.bos_id, self.tok.eos_id
-        s_len = max(len(self.src[i]) for i in idx)
+        sources = [np.append(self.tgt[i], eos) if row < copies else self.src[i] for row, i in enumerate(idx)]
+        s_len = max(len(s) for s in sources)
         t_len = max(len(self.tgt[i]) for i in idx) + 1
         src = torch.full((len(idx), s_len), pad, dtype=torch.long)
         tin = torch.full((len(idx), t_len), pad, dtype=torch.long)
         tout = torch.full((len(idx), t_len), pad, dtype=torch.long)
         for row, i in enumerate(idx):
-            s, t = torch.from_numpy(self.src[i].astype(np.int64)), torch.from_numpy(self.tgt[i].astype(np.int64))
+            s, t = torch.from_numpy(sources[row].astype(np.int64)), torch.from_numpy(self.tgt[i].astype(np.int64))
             src[row, :len(s)] = s
             tin[row, 0], tin[row, 1:len(t) + 1] = bos, t
             tout[row, :len(t)], tout[row, len(t)] = t, eos
         return {"tokens": tin, "src": src, "src_keep": src != pad}, tout
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """B random pairs of similar length; reproducible given the generator."""
+    def sample(self, batch_size: int, generator: torch.Generator, copy: float = 0.0
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """B random pairs of similar length, the first round(copy * B) of them identity pairs (the
+        copy warm-up); reproducible given the generator."""
         span = min(len(self), BUCKET * batch_size)
         start = int(torch.randint(0, len(self) - span + 1, (1,), generator=generator))
         pick = torch.randperm(span, generator=generator)[:batch_size] + start
-        return self.collate(self.order[pick.numpy()].tolist())
+        return self.collate(self.order[pick.numpy()].tolist(), copies=round(copy * batch_size))
 
     def eval_batches(self, batch_size: int, max_batches: int | None = None
                      ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
