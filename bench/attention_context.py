@@ -45,7 +45,7 @@ def model_arch(kind: str, layer: dict, max_len: int) -> Arch:
     stack = Stack(256, layers)
     if kind == "decoder":
         return Arch("decoder", 32, 259, max_len, decoder=stack, positions="rope")
-    return Arch("encoder", 32, 259, max_len, encoder=stack)
+    return Arch("encoder", 32, 259, max_len, encoder=stack, classes=2)
 
 
 def median_ms(xs: list[float]) -> float:

@@ -88,6 +88,7 @@ class Arch:
     decoder: Stack | None = None
     precision: str = "fp32"
     positions: str = "learned"
+    classes: int | None = None  # an encoder's classifier: how many labels its pooled head scores
     _id: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -117,12 +118,14 @@ class Arch:
             d["precision"] = self.precision
         if self.positions != "learned":
             d["positions"] = self.positions
+        if self.classes is not None:
+            d["classes"] = self.classes
         return d
 
     def with_precision(self, precision: str) -> "Arch":
         """The same layers at another precision."""
         return Arch(self.kind, self.head_dim, self.vocab_size, self.max_len, self.encoder, self.decoder, precision,
-                    self.positions)
+                    self.positions, self.classes)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -134,11 +137,11 @@ class Arch:
     def from_dict(cls, d: Any, where: str = "arch") -> "Arch":
         d = _mapping(d, where, required=("kind", "head_dim", "vocab_size", "max_len"),
                      allowed=("kind", "head_dim", "vocab_size", "max_len", "encoder", "decoder", "precision",
-                              "positions"))
+                              "positions", "classes"))
         stacks = {n: _stack_from_dict(d[n], f"{where}.{n}") for n in ("encoder", "decoder") if n in d}
         return cls(kind=d["kind"], head_dim=d["head_dim"], vocab_size=d["vocab_size"],
                    max_len=d["max_len"], precision=d.get("precision", "fp32"),
-                   positions=d.get("positions", "learned"), **stacks)
+                   positions=d.get("positions", "learned"), classes=d.get("classes"), **stacks)
 
     @classmethod
     def from_json(cls, text: str) -> "Arch":
@@ -182,6 +185,12 @@ def validate(arch: Arch) -> None:
                         "give an even head_dim")
     for name in ("head_dim", "vocab_size", "max_len"):
         _positive_int(getattr(arch, name), f"arch.{name}")
+    if arch.kind == "encoder":
+        if arch.classes is None:
+            raise ArchError("arch.classes: an encoder model classifies; give the number of labels (2 or more)")
+        check_int(arch.classes, "arch.classes", 2, ArchError)
+    elif arch.classes is not None:
+        raise ArchError(f"arch.classes is only for encoder (classifier) models, not {arch.kind}; remove it")
     wanted = {"decoder": ("decoder",), "encoder": ("encoder",), "encoder-decoder": ("encoder", "decoder")}[arch.kind]
     for name in ("encoder", "decoder"):
         present = getattr(arch, name) is not None

@@ -215,7 +215,11 @@ def _stack_pass(arch: Arch, name: str, start: int, q: int, batch: int, head_q: i
     if arch.kind == "encoder-decoder" and name == "decoder":
         emb_ops += 2  # each call slices both stacks' columns of the shared token table
     out.append((f"{name}.embedding", 0, emb_bytes, emb_ops))
-    if head_q:  # logits through the tied embedding, for head_q positions
+    if head_q and arch.classes is not None:  # a classifier: the mean over the tokens, then a row per label
+        out.append((f"{name}.head", batch * (q * stack.embed + 2 * stack.embed * arch.classes),
+                    arch.classes * (stack.embed + 1) * db + batch * (q * stack.embed + stack.embed + arch.classes) * db,
+                    2))
+    elif head_q:  # logits through the tied embedding, for head_q positions
         out.append((f"{name}.head", batch * 2 * head_q * stack.embed * arch.vocab_size,
                     arch.vocab_size * stack.embed * db + batch * head_q * (stack.embed + arch.vocab_size) * db, 1))
     return out
@@ -258,6 +262,11 @@ def embedding_params(arch: Arch, name: str) -> int:
         tok = arch.vocab_size * max(0, stack.embed - arch.decoder.embed)
     positions = arch.max_len * stack.embed if arch.positions == "learned" else 0  # rotary: no table
     return tok + positions + 2 * stack.embed
+
+
+def head_params(arch: Arch) -> int:
+    """A classifier's head (one row and bias per label over the encoder's width); 0 for a tied LM head."""
+    return arch.classes * (arch.encoder.embed + 1) if arch.classes is not None else 0
 
 
 BYTES = {"fp32": 4, "int8": 1, "bf16": 2, "fp16": 2}
@@ -331,5 +340,7 @@ def _analytic_cost(arch: Arch, w: Workload, dtype_bytes: int | None) -> Cost:
         for i, layer in enumerate(stack.layers):
             params[f"{name}.layers[{i}]"] = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc_embed)
         params[f"{name}.embedding"] = embedding_params(arch, name)
+    if arch.classes is not None:
+        params["encoder.head"] = head_params(arch)
     parts = tuple(PartCost(p, params.get(p, 0), flops[p], moved[p], ops[p]) for p in flops)
     return Cost(workload=w, parts=parts, invocations=tuple(runs))

@@ -85,6 +85,8 @@ def _stack_kernels(arch: Arch, name: str, start: int, q: int, batch: int, head_q
         out += [("ew", 2 * q * e * batch)] * stack.depth
         out += [("ew", 2 * q * e * batch * k) for k in sorted({la.cross_layers for la in arch.decoder.layers})]
         return out
+    if arch.classes is not None:  # final norm, the mean over the tokens, the classifier's head
+        return out + [("ew", 2 * q * e * batch), ("ew", q * e * batch), ("gemm", batch, arch.classes, e)]
     rows = head_q if mode != "forward" else q
     out += [("ew", 2 * rows * e * batch), ("gemm", rows * batch, arch.vocab_size, e)]  # final norm, tied head
     return out

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from space.arch import Arch, Layer
 from space.attention import ATTENTION_TYPES
-from space.cost import Workload, activation_bytes, embedding_params, layer_params
+from space.cost import Workload, activation_bytes, embedding_params, head_params, layer_params
 
 SCALE_BYTES = 4  # an int8 row's fp32 scale
 
@@ -60,7 +60,7 @@ def weight_bytes(arch: Arch) -> int:
     enc = arch.encoder.embed if arch.encoder is not None else None
     total = 0
     for name, stack in arch.stacks:
-        values = embedding_params(arch, name)
+        values = embedding_params(arch, name) + (head_params(arch) if name == "encoder" else 0)
         for layer in stack.layers:
             n = layer_params(layer, stack.embed, arch.head_dim, arch.max_len, enc if name == "decoder" else None)
             if arch.precision == "int8":

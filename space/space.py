@@ -86,6 +86,7 @@ class SearchSpace:
     tokenizer_spec: str = ""  # the YAML's `tokenizer:` (bytes, bpe, bpe:N, a tokenizer.json); "" = by vocabulary
     precision: tuple[str, ...] = ("fp32",)  # the numeric precisions its models may run at; the first is the reference
     positions: str = "learned"  # space.arch.POSITIONS: a learned table, or rotary (every arch of the space alike)
+    classes: int | None = None  # encoder spaces: the labels of the classification head
 
     @property
     def tokenizer(self) -> str:
@@ -101,7 +102,7 @@ class SearchSpace:
     def _arch(self, stacks: dict[str, Stack], precision: str | None = None) -> Arch:
         return Arch(kind=self.kind, head_dim=self.head_dim, vocab_size=self.vocab_size,
                     max_len=self.max_len, precision=precision or self.precision[0], positions=self.positions,
-                    **stacks)
+                    classes=self.classes, **stacks)
 
     def _draw_precision(self, rng: random.Random) -> str:
         # drawn last, and only where there is a choice: a one-precision space samples as it always did
@@ -237,7 +238,7 @@ class SearchSpace:
         """Why `arch` is not in this space (one line), or None when it is."""
         if not isinstance(arch, Arch):
             return f"expected an Arch, got {type(arch).__name__}"
-        for attr in ("kind", "head_dim", "vocab_size", "max_len", "positions"):
+        for attr in ("kind", "head_dim", "vocab_size", "max_len", "positions", "classes"):
             if getattr(arch, attr) != getattr(self, attr):
                 return f"arch.{attr}={getattr(arch, attr)!r} but space {self.name!r} has {getattr(self, attr)!r}"
         if arch.precision not in self.precision:
@@ -303,6 +304,8 @@ class SearchSpace:
             d["precision"] = list(self.precision)
         if self.positions != "learned":
             d["positions"] = self.positions
+        if self.classes is not None:
+            d["classes"] = self.classes
         for name, ss in self.stacks:
             d[name] = ss.to_dict()
         return d

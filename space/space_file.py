@@ -11,7 +11,7 @@ from space.files import check_keys, named_config, read_yaml
 from space.space import SearchSpace, StackSpace
 
 _TOP_KEYS = ("name", "description", "kind", "head_dim", "vocab_size", "max_len", "tokenizer", "precision", "positions",
-             "workload", "encoder", "decoder")
+             "classes", "workload", "encoder", "decoder")
 _STACK_KEYS = ("embed", "depth", "heads", "kv_heads", "ffn", "ffn_ratio", "attention", "cross_layers", "cross_heads")
 
 
@@ -102,7 +102,18 @@ def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
                                         rope=positions == "rope")
     if kind == "encoder-decoder" and min(stacks["decoder"].cross_layers) > min(stacks["encoder"].depth):
         raise ArchError(f"{where}.decoder.cross_layers: every choice exceeds the smallest encoder depth")
+    classes = d.get("classes")
+    if kind == "encoder":
+        if classes is None:
+            raise ArchError(f"{where}: an encoder space classifies; give `classes: N` (how many labels its data has)")
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+            raise ArchError(f"{where}.classes={classes!r}: the number of labels, an integer of 2 or more")
+    elif classes is not None:
+        raise ArchError(f"{where}.classes: only an encoder (classifier) space has classes; remove it")
     workload = Workload.from_dict(d.get("workload", {}), f"{where}.workload")
+    if kind == "encoder" and workload.gen_tokens:
+        raise ArchError(f"{where}.workload.gen_tokens={workload.gen_tokens}: an encoder reads its input in one pass "
+                        "and generates nothing; give gen_tokens: 0")
     precision = d.get("precision", ["fp32"])
     precision = [precision] if isinstance(precision, str) else precision
     if (not isinstance(precision, list) or not precision or any(p not in PRECISIONS for p in precision)
@@ -114,7 +125,8 @@ def space_from_dict(d: Any, where: str = "space") -> SearchSpace:
         raise ArchError(f"{where}.tokenizer={tokenizer!r}: write bytes, bpe, bpe:N or the path of a tokenizer.json")
     return SearchSpace(name=str(d["name"]), kind=kind, head_dim=d["head_dim"], vocab_size=d["vocab_size"],
                        max_len=d["max_len"], workload=workload, description=str(d.get("description", "")),
-                       tokenizer_spec=tokenizer, precision=tuple(precision), positions=positions, **stacks)
+                       tokenizer_spec=tokenizer, precision=tuple(precision), positions=positions, classes=classes,
+                       **stacks)
 
 
 def builtin_spaces() -> list[str]:

@@ -41,6 +41,9 @@ class RetrainSummary(_Sub):
     chrf: float | None = None
     bleu_pairs: int | None = None
     decoding: str | None = None
+    test_accuracy: float | None = None  # a classifier: accuracy and loss (nats/text) on every test window
+    test_loss: float | None = None
+    test_texts: int | None = None
     measured_s: float | None = None  # the stopwatch's latency (scaled where `measured_scale` says)
     measured_raw_s: float | None = None  # raw wall clock
     measured_spread: float | None = None

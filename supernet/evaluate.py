@@ -121,6 +121,24 @@ class Evaluator:
         return {k: sum(v[:n]) / self.tokens_of(n) for k, v in self._sums.items() if len(v) >= n}
 
 
+@torch.inference_mode()
+def accuracy(model: torch.nn.Module, arch: Arch, batches: Iterable, precision: str = "fp32") -> float:
+    """A classifier's share of texts whose most likely label is theirs (a supernet's arch, or a
+    SubTransformer with arch None), over `batches` of ({"tokens", "keep"}, labels)."""
+    from supernet.precision import prepare
+    device = next(model.parameters()).device
+    weights = prepare(model.active_weights(arch) if arch is not None and hasattr(model, "active_weights")
+                      else model.run_weights(), (arch or model.arch).precision, rounded_only=device.type == "cpu")
+    right = total = 0
+    with autocast(device, precision):
+        for x, y in batches:
+            tokens, kw = functional.batch_inputs(to_device(x, device))
+            pred = functional.forward(arch or model.arch, weights, tokens, **kw).argmax(-1)
+            right += int((pred.cpu() == y.cpu()).sum())
+            total += y.numel()
+    return right / max(1, total)
+
+
 def perplexity(loss: float) -> float:
     return math.exp(loss)
 

@@ -147,7 +147,10 @@ def memories(arch: Arch, enc_outs: list[torch.Tensor], keep: torch.Tensor | None
 
 def batch_inputs(x: torch.Tensor | dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(tokens, keyword arguments of `forward`) of a batch's input: a token tensor (language model)
-    or the dict a translation batch carries (decoder input, source, source padding mask)."""
+    or the dict a translation batch carries (decoder input, source, source padding mask) or a
+    classification batch (tokens, their padding mask)."""
+    if isinstance(x, dict) and "keep" in x:
+        return x["tokens"], {"keep": x["keep"]}
     if isinstance(x, dict):
         return x["tokens"], {"src": x["src"], "src_keep": x["src_keep"]}
     return x, {}
@@ -156,8 +159,9 @@ def batch_inputs(x: torch.Tensor | dict[str, torch.Tensor]) -> tuple[torch.Tenso
 def forward(arch: Arch, weights: dict[str, Any], tokens: torch.Tensor, *, src: torch.Tensor | None = None,
             src_keep: torch.Tensor | None = None, keep: torch.Tensor | None = None, cache: Cache | None = None,
             last_only: bool = False, checkpoint: bool = False) -> torch.Tensor:
-    """Logits (B, T, vocab) of any kind of model. decoder: causal LM over `tokens`. encoder:
-    non-causal over `tokens` (`keep` marks real tokens). encoder-decoder: `src` is encoded (once per
+    """Logits (B, T, vocab) of any kind of model. decoder: causal LM over `tokens`. encoder: a
+    classifier, non-causal over `tokens` (`keep` marks real tokens), its logits (B, classes) from the
+    mean of the final outputs over the real tokens. encoder-decoder: `src` is encoded (once per
     cache) and `tokens` is the decoder input. With a `cache`, decoding continues from `cache.pos`.
     `checkpoint`: activation checkpointing of every block (training only: recompute in backward)."""
     if arch.kind == "encoder":
@@ -190,4 +194,14 @@ def forward(arch: Arch, weights: dict[str, Any], tokens: torch.Tensor, *, src: t
     if last_only:
         x = x[:, -1:]
     x = F.layer_norm(x, (x.shape[-1],), w["ln_f.weight"], w["ln_f.bias"])
+    if arch.kind == "encoder":
+        return F.linear(pool(x, keep), w["head.weight"], w["head.bias"])  # (B, classes)
     return F.linear(x, w["tok.weight"])  # the head is tied to the token embedding
+
+
+def pool(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """The mean over a sequence's real tokens (`keep`: True where real; None: all are): (B, d)."""
+    if keep is None:
+        return x.mean(1)
+    k = keep.unsqueeze(-1).to(x.dtype)
+    return (x * k).sum(1) / k.sum(1).clamp(min=1)

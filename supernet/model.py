@@ -60,7 +60,7 @@ class SuperTransformer(nn.Module):
             blocks = [BlockParams(d, max(ss.heads) * hd, kvh * hd, _max_ffn(ss), extras, cross, adapt)
                       for _ in range(max(ss.depth))]
             self.add_module(name, StackParams(space.vocab_size, space.max_len, d, blocks, tok=shared is None,
-                                              learned_positions=space.positions == "learned"))
+                                              learned_positions=space.positions == "learned", classes=space.classes))
         if init:  # init=False: shapes only (e.g. on the meta device, to count parameters)
             self.reset_parameters(seed)
         self._checked: set[str] = set()
@@ -80,6 +80,8 @@ class SuperTransformer(nn.Module):
         w: dict[str, Any] = {"tok.weight": tok.weight[:, :d], **_norm(params.ln_f, d, "ln_f")}
         if hasattr(params, "pos"):  # learned positions
             w["pos.weight"] = params.pos.weight[:, :d]
+        if hasattr(params, "head"):  # a classifier: every label's row, its first d features
+            w["head.weight"], w["head.bias"] = params.head.weight[:, :d], params.head.bias
         blocks = []
         for layer, bp in zip(stack.layers, params.layers):
             qw, kvw = layer.heads * hd, layer.kv_heads * hd

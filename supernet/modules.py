@@ -38,10 +38,11 @@ class BlockParams(nn.Module):
 
 class StackParams(nn.Module):
     def __init__(self, vocab: int, max_len: int, d: int, blocks: list[BlockParams], tok: bool = True,
-                 learned_positions: bool = True) -> None:
+                 learned_positions: bool = True, classes: int | None = None) -> None:
         """`tok=False`: the stack reads its token embedding from a table shared with another stack
         (encoder-decoder models: one vocabulary, one table); `learned_positions=False`: no position
-        table (rotary positions, functional.rotate)."""
+        table (rotary positions, functional.rotate); `classes`: a classifier's head (an encoder's
+        pooled output -> one logit per label) instead of logits through the token table."""
         super().__init__()
         if tok:
             self.tok = nn.Embedding(vocab, d)
@@ -49,6 +50,8 @@ class StackParams(nn.Module):
             self.pos = nn.Embedding(max_len, d)
         self.layers = nn.ModuleList(blocks)
         self.ln_f = nn.LayerNorm(d)
+        if classes is not None:
+            self.head = nn.Linear(d, classes)
 
     def own(self) -> dict[str, object]:
         """This stack's weights in the layout `functional.forward` reads (no slicing)."""
@@ -80,6 +83,9 @@ def init_stack(stack: StackParams, depth: int, generator: torch.Generator) -> No
                 elif isinstance(m, nn.LayerNorm):
                     m.reset_parameters()
         stack.ln_f.reset_parameters()
+        if hasattr(stack, "head"):
+            stack.head.weight.normal_(0.0, 0.02, generator=generator)
+            stack.head.bias.zero_()
 
 
 def shared_embedding(vocab: int, stacks: dict[str, int]) -> nn.Embedding | None:

@@ -38,7 +38,7 @@ class SubTransformer(nn.Module):
                 cross = (layer.cross_heads * hd, enc_d) if layer.cross_layers is not None else None
                 blocks.append(BlockParams(stack.embed, layer.heads * hd, layer.kv_heads * hd, layer.ffn, extras, cross))
             self.add_module(name, StackParams(arch.vocab_size, arch.max_len, stack.embed, blocks, tok=shared is None,
-                                              learned_positions=arch.positions == "learned"))
+                                              learned_positions=arch.positions == "learned", classes=arch.classes))
         self._prepared: dict[str, Any] | None = None  # the weights at the arch's precision, made once
 
     def reset_parameters(self, seed: int = 0) -> "SubTransformer":

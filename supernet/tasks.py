@@ -4,6 +4,8 @@
   embedded modern-spelling plays.
 - "translation": sequence to sequence (encoder-decoder spaces); data = [source file, target file]
   (one sentence per line, aligned by line), or the embedded Folio -> modern spelling corpus.
+- "classify": a label per text (encoder spaces); data = a CSV of text,label[,doc], or the embedded
+  First Folio genres (comedy / history / tragedy of a passage, split by play).
 
 A supernet's checkpoint records its task and data, so evaluation, search and retraining read the
 same data it was trained on.
@@ -17,15 +19,11 @@ from typing import Any, Sequence
 from space import Arch, SearchSpace
 from space.errors import UserError
 
-TASKS = {"decoder": "lm", "encoder-decoder": "translation"}
+TASKS = {"decoder": "lm", "encoder-decoder": "translation", "encoder": "classify"}
 
 
 def task_for(space: SearchSpace | Arch) -> str:
     """The task of a space's (or an arch's) kind."""
-    if space.kind not in TASKS:
-        what = f"space {space.name!r}" if hasattr(space, "name") else "this model"
-        raise UserError(f"{what} is {space.kind}-only: hwnas trains decoder-only language models and "
-                        f"encoder-decoder translation models; an encoder-only objective (masked LM) is not built yet")
     return TASKS[space.kind]
 
 
@@ -61,9 +59,11 @@ def check_data(task: str, data: Any) -> None:
     flags = ("--src", "--tgt") if task == "translation" else ("--data",)
     for flag, path in zip(flags, paths):
         if not Path(path).exists():
-            raise UserError(f"{flag} {path}: no such file" + ("" if task == "translation" else " or folder"))
+            raise UserError(f"{flag} {path}: no such file" + (" or folder" if task == "lm" else ""))
         if task == "translation" and not Path(path).is_file():
             raise UserError(f"{flag} {path}: not a file (one sentence per line)")
+        if task == "classify" and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: not a file (a CSV with columns text,label[,doc])")
 
 
 def load_task_data(task: str, data: Any, *, max_len: int, seq_len: int, batch_size: int,
@@ -78,6 +78,13 @@ def load_task_data(task: str, data: Any, *, max_len: int, seq_len: int, batch_si
         val = list(PairBatches(getattr(corpus, split), max_len, tokenizer).eval_batches(batch_size,
                                                                                         max_batches=eval_batches))
         return TaskData(task, PairBatches(corpus.train, max_len, tokenizer), val, corpus.describe(), data)
+    if task == "classify":
+        from supernet.corpus.labelled import LabelBatches, load_labelled_corpus
+        from supernet.corpus.tokenizer import ByteTokenizer
+        corpus = load_labelled_corpus(data, tokenizer)
+        pad = (tokenizer or ByteTokenizer()).pad_id
+        val = list(LabelBatches(getattr(corpus, split), seq_len, pad).eval_batches(batch_size, max_batches=eval_batches))
+        return TaskData(task, LabelBatches(corpus.train, seq_len, pad), val, corpus.describe(), data)
     from supernet.corpus import LMBatches, load_text_corpus
     corpus = load_text_corpus(data, tokenizer)
     held_out = getattr(corpus, split)
@@ -109,7 +116,7 @@ def spread_batches(record, batches: int, split: str = "val", context: int | None
     a cheap fitness on (the first few) and its contenders on (more of the same list). `context`:
     a language model's windows of that many tokens (see supernet_task_data)."""
     full = supernet_task_data(record, 10 ** 9, split=split, context=context).val  # every batch of the split
-    if record.task == "translation":  # padded batches of sorted lengths: spread the batches themselves
+    if record.task != "lm":  # padded batches of sorted lengths: spread the batches themselves
         chosen = evenly_spaced(full, batches)
         return [chosen[i] for i in prefix_order(len(chosen))]
     import torch
@@ -148,7 +155,7 @@ def supernet_task_data(record, eval_batches: int | None = None, split: str = "va
                             f"{cfg.seq_len}, or train with --seq-len {context}")
         seq_len, batch_size = context, max(1, cfg.batch_size * cfg.seq_len // context)
     elif context is not None:
-        raise UserError("context: a translation supernet scores whole sentence pairs; drop it")
+        raise UserError(f"context: a {record.task} supernet scores whole texts, not windows of a stream; drop it")
     return load_task_data(record.task, record.data, max_len=record.space["max_len"], seq_len=seq_len,
                           batch_size=batch_size, eval_batches=eval_batches or cfg.eval_batches, split=split,
                           tokenizer=tokenizer_from_dict(record.tokenizer))
@@ -176,5 +183,10 @@ def training_texts(task: str, data: Any) -> list[str]:
     if task == "translation":
         corpus = parallel_corpus(data)
         return [s for pair in corpus.train for s in pair]
+    if task == "classify":
+        from supernet.corpus.labelled import load_labelled_corpus
+        from supernet.corpus.tokenizer import ByteTokenizer
+        tok = ByteTokenizer()
+        return [tok.decode(t.tokens) for t in load_labelled_corpus(data, tok).train]
     from supernet.corpus.text import text_splits
     return text_splits(data)[0]["train"]

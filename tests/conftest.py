@@ -52,7 +52,7 @@ def tiny_space(kind: str, vocab: int = 23, max_len: int = 96) -> SearchSpace:
     if kind == "decoder":
         return space_from_dict({**base, "decoder": _stack(CAUSAL)})
     if kind == "encoder":
-        return space_from_dict({**base, "encoder": _stack(ALL)})
+        return space_from_dict({**base, "classes": 3, "encoder": _stack(ALL)})
     return space_from_dict({**base, "encoder": _stack(ALL), "decoder": _stack(CAUSAL, cross=True)})
 
 

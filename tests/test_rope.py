@@ -21,7 +21,7 @@ def rope_space(kind: str = "decoder", types=None):
     stack = {"embed": [16, 32], "depth": [1, 2], "heads": [2, 4], "kv_heads": [1, 2, 4], "ffn_ratio": [1, 2],
              "attention": {t: ATTN[t] for t in types}}
     return space_from_dict({"name": f"rope-{kind}", "kind": kind, "head_dim": 8, "vocab_size": 23, "max_len": 96,
-                            "positions": "rope", kind: stack})
+                            "positions": "rope", kind: stack, **({"classes": 2} if kind == "encoder" else {})})
 
 
 def test_rope_types_are_declared_by_their_units() -> None:
@@ -78,7 +78,7 @@ def test_encoder_takes_rope_and_the_space_refuses_types_without_it() -> None:
     with pytest.raises(ArchError, match="linformer.*takes no rotary positions"):
         rope_space("encoder", ["softmax", "linformer"])
     with pytest.raises(ArchError, match="takes no rotary positions"):
-        Arch("encoder", 8, 23, 96, encoder=Stack(16, (Layer("fastformer", 2, 2, 16),)), positions="rope")
+        Arch("encoder", 8, 23, 96, encoder=Stack(16, (Layer("fastformer", 2, 2, 16),)), positions="rope", classes=2)
     with pytest.raises(ArchError, match="even head_dim"):
         Arch("decoder", 7, 23, 96, decoder=Stack(14, (Layer("softmax", 2, 2, 16),)), positions="rope")
     with pytest.raises(ArchError, match="positions='sinusoid'"):

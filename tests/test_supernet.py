@@ -25,7 +25,7 @@ def only(space, attn: str, seed: int = 0) -> Arch:
                 stack = Stack(stack.embed, tuple(_retype(layer, attn, rng, dict(getattr(space, name).attention)[attn])
                                                  for layer in stack.layers))
             stacks[name] = stack
-        arch = Arch(a.kind, a.head_dim, a.vocab_size, a.max_len, **stacks)
+        arch = Arch(a.kind, a.head_dim, a.vocab_size, a.max_len, classes=a.classes, **stacks)
         if space.contains(arch):
             return arch
 
@@ -108,7 +108,7 @@ def test_cached_decoding_equals_full_forward(kind: str, attn: str, tiny_spaces, 
 
 def test_gradients_reach_only_active_slices(tiny_spaces) -> None:
     model = SuperTransformer(tiny_spaces["encoder"], seed=3)
-    arch = Arch("encoder", 8, 23, 96, encoder=Stack(16, (Layer("linformer", 2, 1, 16, proj_len=4),)))
+    arch = Arch("encoder", 8, 23, 96, encoder=Stack(16, (Layer("linformer", 2, 1, 16, proj_len=4),)), classes=3)
     x, _ = _inputs(arch)
     model(x, arch).square().mean().backward()
     blk = model.encoder.layers[0]

@@ -88,6 +88,7 @@ class RetrainResult:
     measured: Any  # latency.measure.Measurement, on this machine
     card: ModelCard
     translation: dict[str, float] | None = None  # bleu, chrf on test pairs
+    classification: dict[str, float] | None = None  # accuracy, loss on every test window
 
     @property
     def perplexity(self) -> float:
@@ -95,7 +96,7 @@ class RetrainResult:
 
 
 def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, lr: float | None = None,
-            batch_size: int | None = None, seq_len: int = 128, sentences: int = 500, seed: int = 0,
+            batch_size: int | None = None, seq_len: int | None = None, sentences: int = 500, seed: int = 0,
             out: str | Path | None = None, device: str = "auto", precision: str | None = None,
             progress: Progress | bool = True) -> RetrainResult:
     """Retrains an exported SubTransformer (`scratch`: fresh weights, as HAT; `finetune`: from the
@@ -125,6 +126,7 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     # the task's defaults (batch, label smoothing); a language model from scratch takes its supernet's
     # 3e-3, everything else 1e-3 (translation never learns to copy at 3e-3: supernet/config.py)
     default_lr = 3e-3 if mode == "scratch" and not translation else 1e-3
+    seq_len = seq_len or (model.arch.max_len if task == "classify" else 128)
     cfg = resolve_config(None, task, steps=steps, batch_size=batch_size, seq_len=min(seq_len, model.arch.max_len),
                          lr=lr or default_lr, warmup=min(50, steps // 10 + 1), seed=seed, eval_every=10**9,
                          ckpt_every=50)
@@ -150,7 +152,7 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     after = Evaluator(model, td.val, precision=prec).loss(model.arch)
     result: dict[str, Any] = {"mode": mode, "steps": steps, "val_loss_inherited": before, "val_loss": after,
                               "perplexity": math.exp(after)}
-    scores = None
+    scores = classified = None
     if translation:
         from supernet.tasks import evenly_spaced, parallel_corpus
         from supernet.translate import score_translation
@@ -159,6 +161,13 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
             sc = score_translation(model.arch, model.weights(), pairs, progress=bar.advance, tokenizer=tok)
         scores = {"bleu": sc.bleu, "chrf": sc.chrf, "pairs": sc.sentences}
         result.update(bleu=sc.bleu, chrf=sc.chrf, bleu_pairs=sc.sentences, decoding=sc.decoding)
+    if task == "classify":  # the final table's figures: every window of the test split
+        from supernet.evaluate import accuracy
+        test = load_task_data(task, card.data, max_len=model.arch.max_len, seq_len=cfg.seq_len,
+                              batch_size=cfg.batch_size, eval_batches=None, split="test", tokenizer=tok).val
+        classified = {"accuracy": accuracy(model, None, test, prec),
+                      "loss": Evaluator(model, test, precision=prec).loss(model.arch), "texts": sum(len(y) for _, y in test)}
+        result.update(test_accuracy=classified["accuracy"], test_loss=classified["loss"], test_texts=classified["texts"])
     model.cpu()
     m = measure([model.arch], card.work(), card.hardware)[0]
     result.update(measured_s=m.seconds, measured_raw_s=m.raw_s, measured_spread=m.spread, measured_on=m.device_name,
@@ -172,7 +181,7 @@ def retrain(model_dir: str | Path, *, mode: str = "finetune", steps: int = 500, 
     save(model, target, new_card)
     atomic_write_json(target / "retrain.json", {**summary.to_dict(), **{k: getattr(card, k) for k in (
         "latency_s", "latency_source", "runtime", "latency_budget_s", "hardware") if getattr(card, k) is not None}})
-    return RetrainResult(target, mode, steps, before, after, m, new_card, scores)
+    return RetrainResult(target, mode, steps, before, after, m, new_card, scores, classified)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ def export_cmd(run, rank, supernet_dir, arch_file, out, onnx):
 @click.option("--lr", default=None, type=float,
               help="Peak learning rate (default 1e-3; 3e-3 for a language model from scratch).")
 @click.option("--batch-size", default=None, type=int, help="Default: 16 windows (language model), 32 pairs (translation).")
-@click.option("--seq-len", default=128, show_default=True, type=int, help="Language models: window length.")
+@click.option("--seq-len", default=None, type=int,
+              help="Language models: window length (default 128); classifiers: the longest text read (default max_len).")
 @click.option("--sentences", type=click.IntRange(min=1), default=500, show_default=True,
               help="Translation: test pairs translated for BLEU and chrF afterwards.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -48,8 +49,13 @@ def retrain_cmd(model_dir, mode, steps, lr, batch_size, seq_len, sentences, seed
     res = api.retrain(model_dir, mode=mode, steps=steps, lr=lr, batch_size=batch_size, seq_len=seq_len,
                       sentences=sentences, seed=seed, out=out, device=device, precision=precision,
                       progress=PROGRESS)
-    console.print(f"validation loss {res.val_loss:.4f} (perplexity {res.perplexity:.2f}); inherited weights had "
-                  f"{res.val_loss_inherited:.4f}")
+    if res.classification:
+        c = res.classification
+        console.print(f"validation loss {res.val_loss:.4f} nats/text (inherited weights had {res.val_loss_inherited:.4f}); "
+                      f"test accuracy {100 * c['accuracy']:.1f}%, loss {c['loss']:.4f} ({c['texts']:,} test texts)")
+    else:
+        console.print(f"validation loss {res.val_loss:.4f} (perplexity {res.perplexity:.2f}); inherited weights had "
+                      f"{res.val_loss_inherited:.4f}")
     if res.translation:
         console.print(f"test BLEU {res.translation['bleu']:.2f}, chrF {res.translation['chrf']:.2f} "
                       f"({res.translation['pairs']} pairs, greedy)")

@@ -84,7 +84,7 @@ def suggest_arch(trial: optuna.trial.BaseTrial, space: SearchSpace) -> Arch:
         enc_depth = depth if name == "encoder" else enc_depth
     precision = pick("precision") if len(space.precision) > 1 else space.precision[0]
     return space.require(Arch(kind=space.kind, head_dim=space.head_dim, vocab_size=space.vocab_size, positions=space.positions,
-                              max_len=space.max_len, precision=precision, **stacks))
+                              max_len=space.max_len, precision=precision, classes=space.classes, **stacks))
 
 
 def arch_params(space: SearchSpace, arch: Arch) -> tuple[dict[str, Any], dict[str, CategoricalDistribution]]:
