@@ -30,6 +30,9 @@ from supernet.config import TrainConfig, preset_names
 @click.option("--sampling", type=click.Choice(choices_of(TrainConfig, "sampling")), default=None,
               help="sandwich (default): largest + smallest + random archs per step, with in-place distillation; "
                    "uniform: one random arch per step, as HAT.")
+@click.option("--extremes", type=click.Choice(choices_of(TrainConfig, "extremes")), default=None,
+              help="Sandwich: the largest and smallest archs' attention types, drawn per layer each step (mixed, "
+                   "the default) or the space's first type on every layer (reference).")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--seq-len", type=int, default=None)
 @click.option("--lr", type=float, default=None)
@@ -50,7 +53,7 @@ from supernet.config import TrainConfig, preset_names
 @click.option("--checkpointing", is_flag=True, help="Activation checkpointing: recompute each block in the "
                                                     "backward pass (less memory, about a third more compute).")
 @device_options
-def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset, sampling, batch_size, seq_len, lr,
+def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset, sampling, extremes, batch_size, seq_len, lr,
                        label_smoothing, init_from, copy_warmup, seed, threads, tokenizer, grad_accum, checkpointing, device, precision) -> None:
     """Train the weight-sharing SuperTransformer on a task (language model or translation, by the space's kind).
     Under `torchrun --nproc_per_node N -m nas train-supernet ...` every process is one DDP rank."""
@@ -58,7 +61,7 @@ def train_supernet_cmd(space_name, data, src_file, tgt_file, steps, out, preset,
                                tokenizer=tokenizer, device=device, precision=precision, grad_accum=grad_accum,
                                checkpointing=checkpointing,
                                settings=dict(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr,
-                                             sampling=sampling, label_smoothing=label_smoothing, seed=seed,
+                                             sampling=sampling, extremes=extremes, label_smoothing=label_smoothing, seed=seed,
                                              copy_warmup=copy_warmup,
                                              init_from=str(init_from) if init_from else None))
     result = api.train_supernet(request, threads=threads, progress=PROGRESS)
