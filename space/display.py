@@ -13,7 +13,8 @@ def human(n: float, unit: str = "") -> str:
 
 
 def arch_summary(arch: Arch) -> str:
-    """One line per arch: `decoder 192x4 [softmax:4h:768 window/32:4h/2kv:576 ...]`."""
+    """One line per arch: `decoder 192x4 [softmax:4h:768 window/32:4h/2kv:576 ...]`, then its
+    precision when it is not fp32 (` int8`): archs that differ only in precision read apart."""
     parts = []
     for name, stack in arch.stacks:
         layers = " ".join(
@@ -22,4 +23,4 @@ def arch_summary(arch: Arch) -> str:
             + (f":x{l.cross_layers}" if l.cross_layers else "")
             for l in stack.layers)
         parts.append(f"{name} {stack.embed}x{stack.depth} [{layers}]")
-    return "; ".join(parts)
+    return "; ".join(parts) + ("" if arch.precision == "fp32" else f" {arch.precision}")

@@ -129,3 +129,10 @@ def test_export_onnx_and_measure_it(tiny_trained, tmp_path) -> None:
     assert "ONNX: model.onnx" in (tmp_path / "m" / "README.md").read_text()
     m = api.measure(tmp_path / "m", backend="onnxruntime", rounds=3)
     assert m.median_s > 0 and m.backend == "onnxruntime" and m.workload == "batch=1,len=16,gen=0"
+
+
+def test_the_one_line_summary_tells_precisions_apart() -> None:
+    from space.display import arch_summary
+    arch = tiny_space("decoder").largest()
+    lines = {arch_summary(arch.with_precision(p)) for p in PRECISIONS}
+    assert len(lines) == len(PRECISIONS) and arch_summary(arch.with_precision("int8")).endswith(" int8")
