@@ -197,14 +197,24 @@ def device_present(model: LatencyModel) -> bool:
 
 
 def other_cpu(model: LatencyModel) -> str:
-    """When this machine's CPU has the model name the dataset was measured on but another vendor,
-    family or model number than the profile records: how it differs ('' otherwise)."""
-    from latency.runner import cpu_identity, cpu_model
+    """When this machine's CPU has the model name the dataset was measured on but another family or
+    model number than the dataset's rows record (or, for a dataset that names none, than the
+    profile records): how it differs ('' otherwise). A predictor fitted on this very machine, in
+    the user's store, is never warned about."""
+    from latency.runner import cpu_identity, cpu_label, cpu_model
     hardware = model.hardware
-    if hardware.device != "cpu" or not hardware.cpu or model.bundle is None:
+    if hardware.device != "cpu" or model.bundle is None:
         return ""
-    if model.bundle.dataset.get("cpu_model") != cpu_model():
+    ds = model.bundle.dataset
+    if ds.get("cpu_model") != cpu_model():
         return ""  # plainly another machine: searching for a device one is not on is the usual case
+    measured = ds.get("device_name") or ""
+    if measured != ds.get("cpu_model"):  # the dataset names its CPU's generation: compare with it
+        here = cpu_label()
+        return "" if measured == here else (f"this machine's CPU is {here}, not the {measured} that {hardware.name}'s "
+                                            f"latency data was measured on")
+    if not hardware.cpu:
+        return ""
     here = cpu_identity()
     diff = {k: (v, here.get(k)) for k, v in hardware.cpu.items() if k in here and here[k] != v}
     if not diff:

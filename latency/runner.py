@@ -122,5 +122,13 @@ def device_metadata(device: str) -> dict[str, Any]:
         meta["device_name"] = torch.cuda.get_device_name()
         meta["cuda"] = torch.version.cuda
     else:
-        meta["device_name"] = meta["cpu_model"]
+        meta["device_name"] = cpu_label()
     return meta
+
+
+def cpu_label() -> str:
+    """This CPU's model name with its family and model numbers, `AMD EPYC (family 25, model 17)`:
+    what a CPU dataset records as its device, so a lookalike CPU is told apart later."""
+    ident = cpu_identity()
+    numbers = ", ".join(f"{k} {ident[k]}" for k in ("family", "model") if k in ident)
+    return f"{cpu_model()} ({numbers})" if numbers else cpu_model()

@@ -137,6 +137,7 @@ def _as_if_on(model, monkeypatch, **cpu) -> None:
 
 
 def test_a_lookalike_cpu_is_named(monkeypatch) -> None:
+    import latency.runner
     from latency.model import device_present, other_cpu
     model = latency_model(load_hardware("epyc-2vcpu"), LM, LM.workload)
     _as_if_on(model, monkeypatch)
@@ -144,6 +145,14 @@ def test_a_lookalike_cpu_is_named(monkeypatch) -> None:
     _as_if_on(model, monkeypatch, family=23)  # "AMD EPYC" too, but Zen 1: it times otherwise
     assert device_present(model)  # still calibrated by the reference arch, to first order
     assert other_cpu(model) == "this machine's CPU is family 23, not the family 25 that epyc-2vcpu was measured on"
+    import dataclasses  # a dataset measured here (its rows name this CPU's numbers): no warning, whatever the profile says
+    here = dataclasses.replace(model, bundle=dataclasses.replace(
+        model.bundle, dataset={**model.bundle.dataset, "device_name": "AMD EPYC (family 23, model 1)"}))
+    monkeypatch.setattr(latency.runner, "cpu_label", lambda: "AMD EPYC (family 23, model 1)")
+    assert other_cpu(here) == ""
+    monkeypatch.setattr(latency.runner, "cpu_label", lambda: "AMD EPYC (family 23, model 8)")
+    assert other_cpu(here) == ("this machine's CPU is AMD EPYC (family 23, model 8), not the AMD EPYC (family 23, "
+                               "model 1) that epyc-2vcpu's latency data was measured on")
     monkeypatch.undo()
     xeon = latency_model(load_hardware("xeon-2vcpu"), LM, LM.workload)
     import latency.runner
