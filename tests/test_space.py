@@ -277,6 +277,8 @@ class _Plain(nn.Module):
                     block.update({"lnx": nn.LayerNorm(d), "xq": nn.Linear(d, cw), "xk": nn.Linear(de, cw),
                                   "xv": nn.Linear(de, cw), "xo": nn.Linear(cw, d)})
                 mods[f"layer{i}"] = block
+            if arch.classes:  # the pooled classification head of an encoder-only arch
+                mods["head"] = nn.Linear(d, arch.classes)
             self.add_module(name, mods)
 
 
